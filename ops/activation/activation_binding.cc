@@ -1,0 +1,38 @@
+// nanobind binding of the activation family: validates every argument, then launches.
+#include "ops/activation/activation.h"
+#include "ops/common/binding.h"
+
+namespace fdops {
+namespace {
+
+namespace nb = nanobind;
+using binding::Tensor;
+
+void gelu_tanh(const Tensor& input, const Tensor& out, std::uintptr_t stream) {
+  const char* op = "gelu_tanh";
+  const DType dtype = binding::check_dtype(op, "input", input,
+                                           {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  const DType out_dtype = binding::check_dtype(
+      op, "out", out, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+  binding::check_arg(out_dtype == dtype, op, "out",
+                     std::string("have the dtype of 'input' (") + binding::dtype_name(dtype) + ")",
+                     binding::dtype_name(out_dtype));
+  std::vector<int64_t> shape(input.ndim());
+  for (size_t i = 0; i < input.ndim(); ++i) shape[i] = binding::dim(input, i);
+  binding::check_shape(op, "out", out, shape, "input.shape");
+  const int device = binding::check_cuda_tensors(op, {{"input", &input}, {"out", &out}});
+  if (input.size() == 0) return;
+  binding::DeviceGuard guard(op, device);
+  binding::check_launch(op, activation::launch_gelu_tanh(input.data(), out.data(), dtype,
+                                                         static_cast<int64_t>(input.size()),
+                                                         binding::as_stream(stream)));
+}
+
+}  // namespace
+
+void register_activation(nb::module_& m) {
+  m.def("gelu_tanh", &gelu_tanh, nb::arg("input"), nb::arg("out").noconvert(), nb::arg("stream"),
+        "out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), fp32 math.");
+}
+
+}  // namespace fdops

@@ -1,0 +1,184 @@
+#include "ops/common/binding.h"
+
+#include <sstream>
+
+namespace fdops::binding {
+namespace {
+
+std::optional<DType> dtype_of(const Tensor& t) {
+  const nb::dlpack::dtype dt = t.dtype();
+  if (dt.lanes != 1) return std::nullopt;
+  switch (static_cast<nb::dlpack::dtype_code>(dt.code)) {
+    case nb::dlpack::dtype_code::Float:
+      if (dt.bits == 32) return DType::kFloat32;
+      if (dt.bits == 16) return DType::kFloat16;
+      return std::nullopt;
+    case nb::dlpack::dtype_code::Bfloat:
+      if (dt.bits == 16) return DType::kBFloat16;
+      return std::nullopt;
+    case nb::dlpack::dtype_code::Int:
+      if (dt.bits == 32) return DType::kInt32;
+      if (dt.bits == 64) return DType::kInt64;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+const char* device_name(int32_t device_type) {
+  if (device_type == nb::device::cpu::value) return "cpu";
+  if (device_type == nb::device::cuda::value) return "cuda";
+  if (device_type == nb::device::cuda_host::value) return "cuda_host (pinned host memory)";
+  if (device_type == nb::device::cuda_managed::value) return "cuda_managed";
+  return "non-CUDA";
+}
+
+bool is_row_major_contiguous(const Tensor& t) {
+  int64_t expected = 1;
+  for (size_t i = t.ndim(); i-- > 0;) {
+    if (t.shape(i) != 1 && t.stride(i) != expected) return false;
+    expected *= static_cast<int64_t>(t.shape(i));
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "float32";
+    case DType::kFloat16: return "float16";
+    case DType::kBFloat16: return "bfloat16";
+    case DType::kInt32: return "int32";
+    case DType::kInt64: return "int64";
+  }
+  return "unknown";
+}
+
+std::string describe_dtype(const Tensor& t) {
+  if (auto dtype = dtype_of(t)) return dtype_name(*dtype);
+  const nb::dlpack::dtype dt = t.dtype();
+  const char* kind = "unknown";
+  switch (static_cast<nb::dlpack::dtype_code>(dt.code)) {
+    case nb::dlpack::dtype_code::Int: kind = "int"; break;
+    case nb::dlpack::dtype_code::UInt: kind = "uint"; break;
+    case nb::dlpack::dtype_code::Float: kind = "float"; break;
+    case nb::dlpack::dtype_code::Bfloat: kind = "bfloat"; break;
+    case nb::dlpack::dtype_code::Complex: kind = "complex"; break;
+    case nb::dlpack::dtype_code::Bool: kind = "bool"; break;
+    default: break;
+  }
+  return std::string(kind) + std::to_string(dt.bits);
+}
+
+std::string describe_shape(const Tensor& t) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < t.ndim(); ++i) s << (i ? ", " : "") << t.shape(i);
+  s << "]";
+  return s.str();
+}
+
+void throw_type_error(const char* op, const char* arg, const std::string& expected,
+                      const std::string& given) {
+  throw nb::type_error(
+      (std::string(op) + ": argument '" + arg + "' must " + expected + ", got " + given).c_str());
+}
+
+void throw_value_error(const char* op, const char* arg, const std::string& expected,
+                       const std::string& given) {
+  throw nb::value_error(
+      (std::string(op) + ": argument '" + arg + "' must " + expected + ", got " + given).c_str());
+}
+
+DType check_dtype(const char* op, const char* arg, const Tensor& t,
+                  std::initializer_list<DType> allowed) {
+  const std::optional<DType> dtype = dtype_of(t);
+  std::string expected = "have dtype ";
+  size_t i = 0;
+  for (DType d : allowed) {
+    if (dtype && *dtype == d) return d;
+    expected += (i == 0 ? "" : (i + 1 == allowed.size() ? " or " : ", "));
+    expected += dtype_name(d);
+    ++i;
+  }
+  throw_type_error(op, arg, expected, describe_dtype(t));
+}
+
+void check_rank(const char* op, const char* arg, const Tensor& t,
+                std::initializer_list<size_t> ranks) {
+  std::string expected = "be ";
+  size_t i = 0;
+  for (size_t r : ranks) {
+    if (t.ndim() == r) return;
+    expected += (i == 0 ? "" : " or ") + std::to_string(r) + "-D";
+    ++i;
+  }
+  throw_value_error(op, arg, expected,
+                    std::to_string(t.ndim()) + "-D with shape " + describe_shape(t));
+}
+
+void check_shape(const char* op, const char* arg, const Tensor& t,
+                 const std::vector<int64_t>& shape, const char* names) {
+  bool ok = t.ndim() == shape.size();
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = dim(t, i) == shape[i];
+  if (ok) return;
+  std::ostringstream want;
+  want << "have shape " << names << " = [";
+  for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
+  want << "]";
+  throw_value_error(op, arg, want.str(), describe_shape(t));
+}
+
+void check_arg(bool ok, const char* op, const char* arg, const std::string& expected,
+               const std::string& given) {
+  if (!ok) throw_value_error(op, arg, expected, given);
+}
+
+int check_cuda_tensors(const char* op, std::initializer_list<NamedTensor> args) {
+  int device = -1;
+  const char* device_arg = nullptr;
+  for (const NamedTensor& a : args) {
+    const Tensor& t = *a.tensor;
+    if (t.device_type() != nb::device::cuda::value) {
+      throw_value_error(op, a.name, "be a CUDA tensor",
+                        std::string("a ") + device_name(t.device_type()) + " tensor");
+    }
+    if (!is_row_major_contiguous(t)) {
+      throw_value_error(op, a.name, "be contiguous (row-major)",
+                        "a strided view of shape " + describe_shape(t));
+    }
+    if (device < 0) {
+      device = t.device_id();
+      device_arg = a.name;
+    } else if (t.device_id() != device) {
+      throw_value_error(op, a.name,
+                        "be on the same GPU as '" + std::string(device_arg) + "' (cuda:" +
+                            std::to_string(device) + ")",
+                        "cuda:" + std::to_string(t.device_id()));
+    }
+  }
+  return device;
+}
+
+DeviceGuard::DeviceGuard(const char* op, int device) : device_(device) {
+  cudaError_t status = cudaGetDevice(&previous_);
+  if (status == cudaSuccess && previous_ != device_) status = cudaSetDevice(device_);
+  if (status != cudaSuccess) {
+    throw std::runtime_error(std::string(op) + ": cannot make cuda:" + std::to_string(device_) +
+                             " current: " + cudaGetErrorString(status));
+  }
+}
+
+DeviceGuard::~DeviceGuard() {
+  if (previous_ >= 0 && previous_ != device_) cudaSetDevice(previous_);
+}
+
+void check_launch(const char* op, cudaError_t status) {
+  if (status != cudaSuccess) {
+    throw std::runtime_error(std::string(op) + ": kernel launch failed: " +
+                             cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")");
+  }
+}
+
+}  // namespace fdops::binding

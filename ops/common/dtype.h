@@ -1,0 +1,14 @@
+// Element types the kernels dispatch on. Host-only header: bindings include it without CUDA.
+#pragma once
+
+namespace fdops {
+
+enum class DType : int {
+  kFloat32 = 0,
+  kFloat16 = 1,
+  kBFloat16 = 2,
+  kInt32 = 3,
+  kInt64 = 4,
+};
+
+}  // namespace fdops

@@ -1,0 +1,6 @@
+"""The kernel families every extension module is built from. Adding a family adds one line."""
+
+FAMILIES = [
+    "//ops/activation",
+    "//ops/moe_routing",
+]

@@ -1,0 +1,66 @@
+"""ops_wheel: the installable wheel of the Python package and its per-SM extension modules."""
+
+load("//tools/python:ops_extension.bzl", "OpsExtensionInfo")
+
+def _package_path(file, strip_prefix):
+    path = file.short_path
+    if not path.startswith(strip_prefix):
+        fail("{} is not under {}".format(path, strip_prefix))
+    return path[len(strip_prefix):]
+
+def _ops_wheel_impl(ctx):
+    extension = ctx.attr.extension[OpsExtensionInfo]
+    strip_prefix = ctx.label.package + "/" if ctx.label.package else ""
+    entries = {_package_path(f, strip_prefix): f for f in ctx.files.srcs}
+    for sm in extension.modules:
+        for f in [extension.modules[sm], extension.manifests[sm]]:
+            entries["{}/{}".format(extension.package_dir, f.basename)] = f
+
+    out_dir = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("--out_dir", out_dir.path)
+    args.add("--distribution", ctx.attr.distribution)
+    args.add("--version", ctx.attr.version)
+    args.add("--python_tag", ctx.attr.python_tag)
+    args.add("--abi_tag", ctx.attr.abi_tag)
+    args.add("--glibc_policy", ctx.attr.glibc_policy)
+    args.add("--requires_python", ctx.attr.requires_python)
+    args.add("--summary", ctx.attr.summary)
+    args.add("--description_file", ctx.file.description)
+    for dest in sorted(entries):
+        args.add("--file", "{}={}".format(dest, entries[dest].path))
+    ctx.actions.run(
+        executable = ctx.executable._builder,
+        arguments = [args],
+        inputs = list(entries.values()) + [ctx.file.description],
+        outputs = [out_dir],
+        mnemonic = "PyWheel",
+        progress_message = "Building wheel %{label}",
+    )
+    return [DefaultInfo(files = depset([out_dir]))]
+
+ops_wheel = rule(
+    implementation = _ops_wheel_impl,
+    doc = """Writes `<name>/<distribution>-<version>-<tags>.whl`.
+
+The platform tag is computed from the extension modules (highest glibc symbol version they need)
+and the build fails above glibc_policy. Equal inputs give a byte-identical wheel.""",
+    attrs = {
+        "srcs": attr.label_list(allow_files = True, doc = "Package files, relative to this package."),
+        "extension": attr.label(mandatory = True, providers = [OpsExtensionInfo]),
+        "distribution": attr.string(mandatory = True),
+        "version": attr.string(mandatory = True),
+        "summary": attr.string(mandatory = True),
+        "description": attr.label(allow_single_file = True, mandatory = True),
+        "python_tag": attr.string(default = "cp312"),
+        "abi_tag": attr.string(default = "abi3"),
+        "requires_python": attr.string(default = ">=3.12"),
+        # The GPU machines run Ubuntu 24.04 (glibc 2.39).
+        "glibc_policy": attr.string(default = "2.39"),
+        "_builder": attr.label(
+            default = "//tools/python:wheel_builder",
+            executable = True,
+            cfg = "exec",
+        ),
+    },
+)
