@@ -46,7 +46,7 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
         ),
         outputs = [obj],
         mnemonic = "CudaCompile",
-        progress_message = "Compiling CUDA %{{input}} for sm_{}".format(arch),
+        progress_message = "Compiling CUDA {} for sm_{}".format(src.short_path, arch),
         env = {"PATH": "/usr/bin:/bin"},
     )
     return obj

@@ -8,6 +8,9 @@ NVCC_FLAGS = [
     "-O3",
     "-DNDEBUG",
     "-Xcompiler=-fPIC,-fvisibility=hidden",
+    # Intermediate files next to the object, named after it rather than after nvcc's pid, so the
+    # object is byte-identical between builds, sandboxes and machines.
+    "--objdir-as-tempdir",
 ]
 
 def gencode(sm):

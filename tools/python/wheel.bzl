@@ -10,7 +10,7 @@ def _package_path(file, strip_prefix):
 
 def _ops_wheel_impl(ctx):
     extension = ctx.attr.extension[OpsExtensionInfo]
-    strip_prefix = ctx.label.package + "/" if ctx.label.package else ""
+    strip_prefix = ctx.attr.strip_prefix + "/" if ctx.attr.strip_prefix else ""
     entries = {_package_path(f, strip_prefix): f for f in ctx.files.srcs}
     for sm in extension.modules:
         for f in [extension.modules[sm], extension.manifests[sm]]:
@@ -46,7 +46,8 @@ ops_wheel = rule(
 The platform tag is computed from the extension modules (highest glibc symbol version they need)
 and the build fails above glibc_policy. Equal inputs give a byte-identical wheel.""",
     attrs = {
-        "srcs": attr.label_list(allow_files = True, doc = "Package files, relative to this package."),
+        "srcs": attr.label_list(allow_files = True, doc = "Python package files."),
+        "strip_prefix": attr.string(doc = "Leading folder of srcs that is not part of their wheel path."),
         "extension": attr.label(mandatory = True, providers = [OpsExtensionInfo]),
         "distribution": attr.string(mandatory = True),
         "version": attr.string(mandatory = True),

@@ -1,0 +1,24 @@
+"""fastdeploy_ops_wheel: the project's wheel, around a given set of extension modules."""
+
+load("//python:version.bzl", "VERSION")
+load("//tools/python:wheel.bzl", "ops_wheel")
+
+def fastdeploy_ops_wheel(name, extension, **kwargs):
+    """The fastdeploy_ops wheel of `extension` (an ops_extension target).
+
+    Args:
+      name: target name; the wheel is written to bazel-bin/<package>/<name>/.
+      extension: the ops_extension whose modules and manifests the wheel carries.
+      **kwargs: visibility, tags, ...
+    """
+    ops_wheel(
+        name = name,
+        srcs = ["//python:package_files"],
+        strip_prefix = "python",
+        description = "//:README.md",
+        distribution = "fastdeploy_ops",
+        extension = extension,
+        summary = "CUDA kernels for LLM serving, built per GPU architecture",
+        version = VERSION,
+        **kwargs
+    )
