@@ -12,11 +12,7 @@ void gelu_tanh(const Tensor& input, const Tensor& out, std::uintptr_t stream) {
   const char* op = "gelu_tanh";
   const DType dtype = binding::check_dtype(op, "input", input,
                                            {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
-  const DType out_dtype = binding::check_dtype(
-      op, "out", out, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
-  binding::check_arg(out_dtype == dtype, op, "out",
-                     std::string("have the dtype of 'input' (") + binding::dtype_name(dtype) + ")",
-                     binding::dtype_name(out_dtype));
+  binding::check_dtype_is(op, "out", out, dtype, "input");
   std::vector<int64_t> shape(input.ndim());
   for (size_t i = 0; i < input.ndim(); ++i) shape[i] = binding::dim(input, i);
   binding::check_shape(op, "out", out, shape, "input.shape");

@@ -34,6 +34,7 @@ const char* device_name(int32_t device_type) {
 }
 
 bool is_row_major_contiguous(const Tensor& t) {
+  if (t.size() == 0) return true;  // nothing is read or written; frameworks give empty views odd strides
   int64_t expected = 1;
   for (size_t i = t.ndim(); i-- > 0;) {
     if (t.shape(i) != 1 && t.stride(i) != expected) return false;
@@ -103,6 +104,16 @@ DType check_dtype(const char* op, const char* arg, const Tensor& t,
     ++i;
   }
   throw_type_error(op, arg, expected, describe_dtype(t));
+}
+
+void check_dtype_is(const char* op, const char* arg, const Tensor& t, DType dtype,
+                    const char* like) {
+  const std::string given = describe_dtype(t);
+  if (given != dtype_name(dtype)) {
+    throw_type_error(op, arg,
+                     std::string("have the dtype of '") + like + "' (" + dtype_name(dtype) + ")",
+                     given);
+  }
 }
 
 void check_rank(const char* op, const char* arg, const Tensor& t,

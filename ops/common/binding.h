@@ -37,6 +37,10 @@ std::string describe_shape(const Tensor& t);
 DType check_dtype(const char* op, const char* arg, const Tensor& t,
                   std::initializer_list<DType> allowed);
 
+// The tensor has exactly `dtype`, the dtype of argument `like`; TypeError otherwise.
+void check_dtype_is(const char* op, const char* arg, const Tensor& t, DType dtype,
+                    const char* like);
+
 // The tensor's rank is one of `ranks`; ValueError otherwise.
 void check_rank(const char* op, const char* arg, const Tensor& t,
                 std::initializer_list<size_t> ranks);

@@ -1,4 +1,6 @@
 // nanobind binding of the moe_routing family: validates every argument, then launches.
+#include <nanobind/stl/optional.h>
+
 #include <cmath>
 #include <optional>
 #include <string>
@@ -133,10 +135,7 @@ void fused_cast_sigmoid_bias(const Tensor& input, const Tensor& bias, const Tens
   check_bias(op, "bias", bias, experts);
   const DType out_dtype = check_dtype(op, "scores", scores, kFloatTypes);
   check_shape(op, "scores", scores, {tokens, experts}, "[T, E]");
-  const DType with_bias_dtype = check_dtype(op, "scores_with_bias", scores_with_bias, kFloatTypes);
-  check_arg(with_bias_dtype == out_dtype, op, "scores_with_bias",
-            std::string("have the dtype of 'scores' (") + binding::dtype_name(out_dtype) + ")",
-            binding::dtype_name(with_bias_dtype));
+  binding::check_dtype_is(op, "scores_with_bias", scores_with_bias, out_dtype, "scores");
   check_shape(op, "scores_with_bias", scores_with_bias, {tokens, experts}, "[T, E]");
   const int device = check_cuda_tensors(op, {{"input", &input},
                                              {"bias", &bias},

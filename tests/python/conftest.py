@@ -6,11 +6,15 @@ its sm70 and sm80 modules), then `import fastdeploy_ops`, with no GPU on the mac
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+
+import pytest
 
 
 def _wheel() -> pathlib.Path:
@@ -22,6 +26,8 @@ def _wheel() -> pathlib.Path:
 
 
 def pytest_configure(config) -> None:
+    if "FASTDEPLOY_OPS_WHEEL_DIR" not in os.environ:
+        return  # outside Bazel: test the sources on sys.path (PYTHONPATH=python)
     site = pathlib.Path(tempfile.mkdtemp(prefix="site-", dir=os.environ.get("TEST_TMPDIR")))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
@@ -33,3 +39,53 @@ def pytest_configure(config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     os.environ["FASTDEPLOY_OPS_WHEEL"] = str(_wheel())
     os.environ["FASTDEPLOY_OPS_REQUIRE_MODULES"] = "1"
+
+
+# Fixtures shared by the test files.
+
+REQUIRED_SMS = (70, 80)
+
+
+@pytest.fixture(scope="session")
+def compiled_modules() -> pathlib.Path:
+    """The package directory, holding the compiled modules and manifests of ``REQUIRED_SMS``.
+
+    Skips when they are not built next to the package, unless
+    ``FASTDEPLOY_OPS_REQUIRE_MODULES=1`` (set above for the Bazel tests) makes that a failure.
+    """
+    import fastdeploy_ops  # not at module level: pytest_configure puts the wheel on sys.path first
+
+    package_dir = pathlib.Path(fastdeploy_ops.__file__).resolve().parent
+    patterns = [p for sm in REQUIRED_SMS for p in (f"manifest_sm{sm}.json", f"_ops_sm{sm}.*so")]
+    missing = [p for p in patterns if not any(package_dir.glob(p))]
+    if missing:
+        message = f"compiled modules not built: {', '.join(missing)} missing in {package_dir}"
+        if os.environ.get("FASTDEPLOY_OPS_REQUIRE_MODULES") == "1":
+            pytest.fail(message + " (FASTDEPLOY_OPS_REQUIRE_MODULES=1)")
+        pytest.skip(message + "; set FASTDEPLOY_OPS_REQUIRE_MODULES=1 to fail instead")
+    return package_dir
+
+
+@pytest.fixture
+def run_python() -> Callable[..., dict]:
+    """Run Python code in a fresh interpreter with no visible GPU; return the JSON it prints last.
+
+    Keyword arguments set environment variables (``None`` removes one); ``FASTDEPLOY_OPS_SM``
+    is unset unless given. The child sees this process's ``sys.path`` and
+    ``CUDA_VISIBLE_DEVICES=""``, so it has no GPU even on a GPU machine.
+    """
+
+    def run(code: str, **env: str | None) -> dict:
+        child_env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), CUDA_VISIBLE_DEVICES="")
+        child_env.pop("FASTDEPLOY_OPS_SM", None)
+        for key, value in env.items():
+            if value is None:
+                child_env.pop(key, None)
+            else:
+                child_env[key] = value
+        done = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"child failed:\n{done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return run

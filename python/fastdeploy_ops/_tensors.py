@@ -1,0 +1,142 @@
+"""Framework adapters: allocate outputs like the caller's tensor and find its current stream.
+
+The framework is recognised from the tensor's type (``type(x).__module__``), so nothing is
+imported that the caller has not imported already. One table maps each framework to two
+functions: ``empty(like, shape, dtype)`` (same framework, same device) and ``stream(inputs)``
+(the caller's current CUDA stream for ``inputs[0]``'s device, as an int ``cudaStream_t``).
+numpy arrays are CPU arrays: their outputs are numpy arrays and the bindings reject them with
+their "must be a CUDA tensor" error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _device
+
+__all__ = ["DTYPES", "Framework", "dtype_name", "framework_of", "launch", "shape_of"]
+
+Tensor = Any
+DTYPES = ("float32", "float16", "bfloat16", "int64", "int32")
+
+
+@dataclass(frozen=True)
+class Framework:
+    """How to allocate and find the stream for one tensor framework.
+
+    ``bfloat16``: whether its arrays can hold bfloat16 (numpy and cupy cannot).
+    ``synchronous``: the framework has no stream to order work with, so launches go to the
+    legacy default stream after its inputs are ready and are waited for before returning.
+    """
+
+    name: str
+    empty: Callable[[Tensor, tuple[int, ...], str], Tensor]
+    stream: Callable[[Sequence[Tensor]], int]
+    bfloat16: bool = True
+    synchronous: bool = False
+
+
+def _torch_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    torch = sys.modules["torch"]
+    return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
+
+
+def _torch_stream(inputs: Sequence[Tensor]) -> int:
+    like = inputs[0]
+    if not like.is_cuda:
+        return 0
+    return int(sys.modules["torch"].cuda.current_stream(like.device).cuda_stream)
+
+
+def _cupy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    cupy = sys.modules["cupy"]
+    with like.device:
+        return cupy.empty(shape, dtype=dtype)
+
+
+def _cupy_stream(inputs: Sequence[Tensor]) -> int:
+    with inputs[0].device:
+        return int(sys.modules["cupy"].cuda.get_current_stream().ptr)
+
+
+def _paddle_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    return sys.modules["paddle"].empty(list(shape), dtype=dtype, device=like.place)
+
+
+def _paddle_stream(inputs: Sequence[Tensor]) -> int:
+    place = inputs[0].place
+    if not place.is_gpu_place():
+        return 0
+    stream = sys.modules["paddle"].device.current_stream(place)
+    return int(getattr(stream, "cuda_stream", 0))
+
+
+def _jax_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    jnp = sys.modules["jax.numpy"]
+    (device,) = like.devices()
+    return jnp.empty(shape, dtype=getattr(jnp, dtype), device=device)
+
+
+def _jax_stream(inputs: Sequence[Tensor]) -> int:
+    # JAX exposes no current stream: wait for the inputs, use the legacy default stream.
+    sys.modules["jax"].block_until_ready(list(inputs))
+    return 0
+
+
+def _numpy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    return sys.modules["numpy"].empty(shape, dtype=dtype)
+
+
+_JAX = Framework("jax", _jax_empty, _jax_stream, synchronous=True)
+_FRAMEWORKS = {
+    "torch": Framework("torch", _torch_empty, _torch_stream),
+    "paddle": Framework("paddle", _paddle_empty, _paddle_stream),
+    "cupy": Framework("cupy", _cupy_empty, _cupy_stream, bfloat16=False),
+    "jax": _JAX,
+    "jaxlib": _JAX,  # jax arrays are jaxlib types
+    "numpy": Framework("numpy", _numpy_empty, lambda inputs: 0, bfloat16=False),
+}
+
+
+def framework_of(op: str, arg: str, tensor: Tensor) -> Framework:
+    """The framework of ``tensor`` (argument ``arg`` of ``op``).
+
+    Raises:
+        TypeError: ``tensor`` is not a torch, paddle, cupy, jax or numpy array.
+    """
+    root = type(tensor).__module__.partition(".")[0]
+    framework = _FRAMEWORKS.get(root)
+    if framework is None:
+        raise TypeError(
+            f"{op}: argument '{arg}' must be a torch, paddle, cupy, jax or numpy tensor, "
+            f"got {type(tensor).__module__}.{type(tensor).__qualname__}"
+        )
+    return framework
+
+
+def dtype_name(tensor: Tensor) -> str:
+    """The dtype's short name (``"bfloat16"`` for ``torch.bfloat16``, ``paddle.bfloat16``...)."""
+    return str(tensor.dtype).rpartition(".")[2]
+
+
+def shape_of(op: str, arg: str, tensor: Tensor, ranks: Sequence[int]) -> tuple[int, ...]:
+    """``tensor``'s shape, checked to have one of ``ranks`` dimensions.
+
+    Raises:
+        ValueError: the rank is not in ``ranks`` (the message names ``op`` and ``arg``).
+    """
+    shape = tuple(int(n) for n in tensor.shape)
+    if len(shape) not in ranks:
+        expected = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{op}: argument '{arg}' must be {expected}, got shape {list(shape)}")
+    return shape
+
+
+def launch(framework: Framework, kernel: Callable[..., None], *args: Any) -> None:
+    """Call ``kernel(*args, stream)`` on the caller's current stream of ``args[0]``'s device."""
+    kernel(*args, framework.stream(args))
+    if framework.synchronous:
+        _device.synchronize()
