@@ -26,6 +26,15 @@ __device__ __forceinline__ uint32_t warp_max_u32(uint32_t v) {
 #endif
 }
 
+__device__ __forceinline__ uint32_t warp_or_u32(uint32_t v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  return __reduce_or_sync(kFullMask, v);
+#else
+  for (int offset = 16; offset > 0; offset >>= 1) v |= __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+#endif
+}
+
 // Maps a float to an unsigned key with the same order (-inf < ... < -0 < +0 < ... < +inf),
 // so float maxima can use integer reductions. Callers canonicalise -0 to +0 where -0 and +0
 // must tie.
