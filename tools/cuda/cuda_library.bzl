@@ -34,6 +34,8 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
     args = ctx.actions.args()
     args.add(toolkit.nvcc)
     args.add_all(_nvcc_flags(ctx, toolkit, arch))
+    # gcc's per-object random names (anonymous namespaces, LTO) seeded by the output path.
+    args.add("-Xcompiler=-frandom-seed=" + obj.short_path)
     args.add_all(["-I", ".", "-I", ctx.bin_dir.path])
     args.add_all(_include_flags(compilation_context))
     args.add_all(["-c", src, "-o", obj])
