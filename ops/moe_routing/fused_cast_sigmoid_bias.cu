@@ -9,7 +9,9 @@
 #include "ops/moe_routing/routing.cuh"
 
 namespace fdops::moe_routing {
-namespace {
+// Named, not anonymous: nvcc mangles anonymous namespaces with a per-compilation hash, which
+// would make objects differ between otherwise identical builds.
+namespace fused_cast_sigmoid_bias_impl {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 16;  // beyond this, threads loop (grid-stride)
@@ -52,7 +54,9 @@ cudaError_t launch_n(const void* input, const float* bias, void* scores, void* s
   return cudaGetLastError();
 }
 
-}  // namespace
+}  // namespace fused_cast_sigmoid_bias_impl
+
+using namespace fused_cast_sigmoid_bias_impl;
 
 cudaError_t launch_fused_cast_sigmoid_bias(const void* input, DType input_dtype, const float* bias,
                                            void* scores, void* scores_with_bias, DType out_dtype,

@@ -14,7 +14,9 @@
 #include "ops/moe_routing/routing.cuh"
 
 namespace fdops::moe_routing {
-namespace {
+// Named, not anonymous: nvcc mangles anonymous namespaces with a per-compilation hash, which
+// would make objects differ between otherwise identical builds.
+namespace moe_topk_select_impl {
 
 constexpr int kWarpsPerBlock = 4;
 
@@ -105,7 +107,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) moe_topk_select_kernel(co
   }
 }
 
-}  // namespace
+}  // namespace moe_topk_select_impl
+
+using namespace moe_topk_select_impl;
 
 cudaError_t launch_moe_topk_select(const float* gating_logits, const float* bias,
                                    int64_t* topk_ids, float* topk_weights, int64_t num_tokens,

@@ -23,10 +23,15 @@ _IGNORED = shutil.ignore_patterns("bazel-*", ".git", ".scratch", ".device", "__p
 _SMS_70_80 = ["--//tools/cuda:sms=70", "--//tools/cuda:sms=80"]
 
 
-def _source_workspace() -> pathlib.Path:
-    # MODULE.bazel in the runfiles is a symlink into the source tree.
-    runfiles = pathlib.Path(os.environ["RUNFILES_DIR"]) / "_main"
-    return (runfiles / "MODULE.bazel").resolve().parent
+def _snapshot_workspace() -> pathlib.Path:
+    """One copy of the source tree taken at the start, so every build sees the same sources."""
+    snapshot = _TMP / "snapshot"
+    if not snapshot.exists():
+        # MODULE.bazel in the runfiles is a symlink into the source tree.
+        runfiles = pathlib.Path(os.environ["RUNFILES_DIR"]) / "_main"
+        source = (runfiles / "MODULE.bazel").resolve().parent
+        shutil.copytree(source, snapshot, ignore=_IGNORED, symlinks=False)
+    return snapshot
 
 
 class Workspace:
@@ -34,7 +39,7 @@ class Workspace:
 
     def __init__(self, name: str) -> None:
         self.path = _TMP / name / "ws"
-        shutil.copytree(_source_workspace(), self.path, ignore=_IGNORED, symlinks=False)
+        shutil.copytree(_snapshot_workspace(), self.path, symlinks=False)
         self.output_root = _TMP / name / "bazel"
         self._log_count = 0
 
@@ -122,7 +127,8 @@ def test_second_clean_build_elsewhere_gives_identical_wheel(
 
 def test_touching_one_kernel_recompiles_it_once_per_sm(
         workspace: Workspace, clean_wheel_sha256: str) -> None:
-    workspace.append("ops/moe_routing/grouped_topk.cu", "\n// touched by the incrementality test\n")
+    # A new function, so the object (and hence the archive and the modules) really changes.
+    workspace.append("ops/moe_routing/grouped_topk.cu", '\nextern "C" void fdops_touched() {}\n')
     spawns = workspace.build("//python:wheel", *_SMS_70_80)
     assert _cuda_compiles(spawns) == [
         ("ops/moe_routing/grouped_topk.cu", "70"),
