@@ -1,0 +1,82 @@
+"""``python -m fastdeploy_ops.bench [--ops OP ...] [--out DIR] [--repetitions N]``."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from .cases import OPS
+from .results import Measurement, plot, to_json, to_markdown
+
+
+def _device_info(torch, bandwidth: float) -> dict[str, object]:
+    import fastdeploy_ops
+
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    info: dict[str, object] = {
+        "device": props.name,
+        "SM": f"{props.major}{props.minor}",
+        "streaming bandwidth (measured, D2D copy)": f"{bandwidth / 1e12:.2f} TB/s",
+        "fastdeploy_ops": fastdeploy_ops.__version__,
+        "module": fastdeploy_ops.info()["module"],
+        "torch": torch.__version__,
+    }
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        info["SM clock (now / max)"] = (
+            f"{pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)} / "
+            f"{pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM)} MHz")
+    except Exception as exc:  # clocks are informative only  # noqa: BLE001
+        info["driver"] = f"unreadable ({type(exc).__name__})"
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastdeploy_ops.bench", description=__doc__)
+    parser.add_argument("--ops", nargs="+", choices=sorted(OPS), default=sorted(OPS))
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-results"))
+    parser.add_argument("--repetitions", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    try:
+        import torch
+    except ImportError:
+        print("fastdeploy_ops.bench needs PyTorch with CUDA", file=sys.stderr)
+        return 2
+    if not torch.cuda.is_available():
+        print("fastdeploy_ops.bench needs a CUDA GPU", file=sys.stderr)
+        return 2
+    from .timing import Timer
+
+    timer = Timer(torch, repetitions=args.repetitions)
+    bandwidth = timer.streaming_bandwidth()
+    device = _device_info(torch, bandwidth)
+    rows: list[Measurement] = []
+    for op in args.ops:
+        for case in OPS[op](torch):
+            for name, fn in case.implementations.items():
+                graph = timer.graph(fn)
+                rows.append(Measurement(
+                    op=op, case=case.label, tokens=case.tokens, implementation=name,
+                    eager=timer.eager(fn), graph=graph, bytes_moved=case.bytes_moved,
+                    bandwidth_fraction=case.bytes_moved / (graph.median_us * 1e-6) / bandwidth,
+                    shape=case.shape))
+            print(f"{op} {case.label} T={case.tokens}: " + ", ".join(
+                f"{r.implementation} {r.graph.median_us:.2f} us" for r in rows[-len(case.implementations):]),
+                flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(to_markdown(device, rows))
+    to_json(args.out / "results.json", device, rows)
+    for op in args.ops:
+        plot(args.out / f"{op}.png", op, [r for r in rows if r.op == op])
+    print(f"wrote {args.out}/results.md, results.json and one PNG per op")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
