@@ -12,7 +12,8 @@
 namespace fdops::activation {
 
 // SM75+ has a single-instruction tanh (MUFU.TANH, max relative error ~2^-11), which is what
-// upstream uses. SM70 lacks it: the accurate libdevice tanhf keeps an opt-in SM70 build.
+// upstream uses. SM70 lacks it, so sm_70 code (its SASS and the compute_70 PTX that newer GPUs
+// JIT-compile from it) uses libdevice's tanhf instead: slower, and accurate to 2 ulp.
 __device__ __forceinline__ float tanh_approx(float x) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
   float y;

@@ -20,6 +20,9 @@ std::optional<DType> dtype_of(const Tensor& t) {
       if (dt.bits == 32) return DType::kInt32;
       if (dt.bits == 64) return DType::kInt64;
       return std::nullopt;
+    case nb::dlpack::dtype_code::Bool:
+      if (dt.bits == 8) return DType::kBool;
+      return std::nullopt;
     default:
       return std::nullopt;
   }
@@ -52,6 +55,7 @@ const char* dtype_name(DType dtype) {
     case DType::kBFloat16: return "bfloat16";
     case DType::kInt32: return "int32";
     case DType::kInt64: return "int64";
+    case DType::kBool: return "bool";
   }
   return "unknown";
 }

@@ -9,6 +9,7 @@ enum class DType : int {
   kBFloat16 = 2,
   kInt32 = 3,
   kInt64 = 4,
+  kBool = 5,  // one byte per element (DLPack bool, 8 bits)
 };
 
 }  // namespace fdops

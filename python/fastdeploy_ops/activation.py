@@ -1,8 +1,8 @@
-"""Activation ops (family ``activation``, SM75+): ``gelu_tanh``.
+"""Activation ops (family ``activation``, SM70+): ``gelu_tanh``.
 
-The family needs SM75 because the kernel uses the PTX instruction ``tanh.approx.f32``; a module
-built for an older SM lists it under "skipped" and :func:`gelu_tanh` raises
-``OpUnavailableError`` there.
+Modules for SM75 and newer evaluate tanh with the PTX instruction ``tanh.approx.f32`` (as
+FastDeploy does); the SM70 module, which has no such instruction, uses the accurate CUDA
+``tanhf`` (within 2 ulp), so its results are closer to the exact formula.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ FAMILY = "activation"
 def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
     """GELU, tanh approximation: ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))``.
 
-    Computed in fp32 (with the hardware ``tanh.approx.f32``, relative error about 2**-10.7)
-    and rounded once to the output dtype.
+    Computed in fp32 and rounded once to the output dtype. tanh is the hardware
+    ``tanh.approx.f32`` (relative error about 2**-10.7) in modules for SM75+, and CUDA's
+    ``tanhf`` (within 2 ulp) in the SM70 module.
 
     Args:
         input: float32, float16 or bfloat16 tensor of any shape, contiguous, on the GPU.
@@ -29,7 +30,8 @@ def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
         ``out``, or a new tensor of ``input``'s shape and dtype.
 
     Differences from FastDeploy: any shape (FastDeploy documents ``[T, d]``); ``out=``; the
-    stream is the caller's current stream.
+    stream is the caller's current stream; available on SM70 with ``tanhf`` (FastDeploy
+    mainline builds SM70 without this op; its V100 port also falls back to ``tanhf``).
     """
     op = "gelu_tanh"
     kernel = get_op(FAMILY, op)

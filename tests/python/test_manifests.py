@@ -6,30 +6,50 @@ import importlib
 import json
 from pathlib import Path
 
+import pytest
+
 import fastdeploy_ops
 from fastdeploy_ops import _loader
 
 ROUTING_OPS = sorted(["grouped_topk", "noaux_tc", "fused_cast_sigmoid_bias", "moe_topk_select"])
+# Families whose entries are pinned here; every family's gating is checked against its min_sm
+# below (and //tests/gating pins the skip of a family that needs more than SM70).
+PINNED = {
+    "activation": {"min_sm": 70, "ops": ["gelu_tanh"]},  # tanhf on sm70, tanh.approx on sm75+
+    "moe_routing": {"min_sm": 70, "ops": ROUTING_OPS},
+    "speculative": {"min_sm": 70, "ops": ["speculate_update", "speculate_verify"]},
+}
 
 
 def raw(package_dir: Path, sm: int) -> dict:
     return json.loads((package_dir / f"manifest_sm{sm}.json").read_text())
 
 
-def test_sm70_has_routing_and_skips_activation(compiled_modules: Path) -> None:
-    manifest = raw(compiled_modules, 70)
-    assert manifest["module"] == "_ops_sm70" and manifest["sm"] == 70
-    assert manifest["families"] == {"moe_routing": {"min_sm": 70, "ops": ROUTING_OPS}}
-    assert manifest["skipped"] == {"activation": {
-        "min_sm": 75, "ops": ["gelu_tanh"], "reason": "requires SM75+, this module is sm70"}}
+def declared(manifest: dict) -> dict:
+    """Every family of the manifest, present or skipped: name -> (min_sm, ops)."""
+    entries = {**manifest["families"], **manifest["skipped"]}
+    return {name: (entry["min_sm"], entry["ops"]) for name, entry in entries.items()}
 
 
-def test_sm80_has_both_families(compiled_modules: Path) -> None:
-    manifest = raw(compiled_modules, 80)
-    assert manifest["module"] == "_ops_sm80" and manifest["sm"] == 80
-    assert manifest["families"] == {"moe_routing": {"min_sm": 70, "ops": ROUTING_OPS},
-                                    "activation": {"min_sm": 75, "ops": ["gelu_tanh"]}}
-    assert manifest["skipped"] == {}
+@pytest.mark.parametrize("sm", [70, 80])
+def test_each_module_holds_exactly_the_families_its_sm_allows(compiled_modules: Path,
+                                                              sm: int) -> None:
+    manifest = raw(compiled_modules, sm)
+    assert manifest["module"] == f"_ops_sm{sm}" and manifest["sm"] == sm
+    for name, entry in PINNED.items():
+        assert manifest["families"][name] == entry, name
+    for name, entry in manifest["families"].items():
+        assert entry["min_sm"] <= sm, name
+    for name, entry in manifest["skipped"].items():
+        assert entry["min_sm"] > sm, name
+        assert entry["reason"] == f"requires SM{entry['min_sm']}+, this module is sm{sm}"
+
+
+def test_sm70_and_sm80_declare_the_same_families(compiled_modules: Path) -> None:
+    sm70, sm80 = raw(compiled_modules, 70), raw(compiled_modules, 80)
+    assert declared(sm70) == declared(sm80)
+    assert set(sm70["families"]) <= set(sm80["families"])
+    assert "activation" not in sm70["skipped"]
 
 
 def test_manifests_record_the_build(compiled_modules: Path) -> None:
@@ -44,9 +64,13 @@ def test_manifests_record_the_build(compiled_modules: Path) -> None:
 def test_loader_reads_the_same(compiled_modules: Path) -> None:
     manifests = _loader.read_manifests(compiled_modules)
     assert sorted(manifests) == [70, 80]
-    assert manifests[70].ops == ROUTING_OPS
-    assert manifests[80].ops == sorted(ROUTING_OPS + ["gelu_tanh"])
-    assert manifests[70].skipped["activation"].reason == "requires SM75+, this module is sm70"
+    for sm, manifest in manifests.items():
+        families = raw(compiled_modules, sm)["families"]
+        assert manifest.ops == sorted(op for f in families.values() for op in f["ops"])
+        assert {op for entry in PINNED.values() for op in entry["ops"]} <= set(manifest.ops)
+        assert {n: f.reason for n, f in manifest.skipped.items()} == {
+            n: f["reason"] for n, f in raw(compiled_modules, sm)["skipped"].items()}
+    assert "gelu_tanh" in manifests[70].ops and "activation" not in manifests[70].skipped
 
 
 def test_modules_define_exactly_their_manifest_ops(compiled_modules: Path) -> None:

@@ -1,0 +1,14 @@
+// Launch function of the test-only gated_demo family (SM80+).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace fdops::gated_demo {
+
+// out[w] = sum of input[32 w .. 32 w + 31] (int32, wrapping); input has 32 * warps elements.
+cudaError_t launch_warp_sum(const int32_t* input, int32_t* out, int64_t warps,
+                            cudaStream_t stream);
+
+}  // namespace fdops::gated_demo
