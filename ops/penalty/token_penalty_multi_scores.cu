@@ -1,0 +1,93 @@
+// launch_token_penalty_multi_scores: a sparse row kernel, then a dense elementwise pass
+// (see token_penalty_multi_scores.cuh).
+#include <cstdint>
+
+#include "ops/common/dispatch.cuh"
+#include "ops/common/vec.cuh"
+#include "ops/penalty/penalty.h"
+#include "ops/penalty/token_penalty_multi_scores.cuh"
+
+namespace fdops::penalty {
+// Named, not anonymous: nvcc mangles anonymous namespaces with a per-compilation hash.
+namespace token_penalty_multi_scores_impl {
+
+// Blocks per SM the dense pass aims for in total (kApplyThreads threads each).
+constexpr int kApplyBlocksPerSm = 16;
+
+cudaError_t multiprocessor_count(int* count) {
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  return cudaDeviceGetAttribute(count, cudaDevAttrMultiProcessorCount, device);
+}
+
+template <typename T, int N>
+cudaError_t launch_apply(const MultiScoresParams& p, int64_t bs, int sms, cudaStream_t stream) {
+  const int64_t num_vecs = p.vocab / N;
+  // Enough blocks in total to fill the GPU even for one row, never more than a row needs.
+  const int64_t wanted = (static_cast<int64_t>(sms) * kApplyBlocksPerSm + bs - 1) / bs;
+  const int64_t useful = (num_vecs + kApplyThreads - 1) / kApplyThreads;
+  int64_t blocks_per_row = wanted < useful ? wanted : useful;
+  if (blocks_per_row < 1) blocks_per_row = 1;
+  const int64_t blocks = bs * blocks_per_row;
+  if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+  multi_scores_apply_kernel<T, N><<<static_cast<unsigned>(blocks), kApplyThreads, 0, stream>>>(
+      static_cast<T*>(p.logits), p.bitmap, p.penalty, p.frequency, p.presence, p.temperature,
+      p.vocab, p.words, static_cast<int>(blocks_per_row));
+  return cudaGetLastError();
+}
+
+}  // namespace token_penalty_multi_scores_impl
+
+using namespace token_penalty_multi_scores_impl;
+
+cudaError_t launch_token_penalty_multi_scores(
+    const int64_t* token_ids_all, void* logits, DType logits_dtype, const float* penalty_scores,
+    const float* frequency_scores, const float* presence_scores, const float* temperatures,
+    const int64_t* bad_tokens, const int64_t* bad_tokens_lens, const int64_t* prompt_lens,
+    const int64_t* cur_dec_lens, const int64_t* min_dec_lens, const int64_t* eos_token_id,
+    int32_t* workspace, int64_t bs, int64_t vocab_size, int64_t max_model_len,
+    int64_t max_bad_tokens, int64_t num_eos, cudaStream_t stream) {
+  if (bs < 0 || bs > INT32_MAX || vocab_size < 1 || vocab_size > INT32_MAX ||
+      max_model_len < 0 || max_model_len > kMaxModelLen || max_bad_tokens < 0 || num_eos < 0)
+    return cudaErrorInvalidValue;
+  if (bs == 0) return cudaSuccess;
+  int sms = 0;
+  cudaError_t status = multiprocessor_count(&sms);
+  if (status != cudaSuccess) return status;
+
+  MultiScoresParams p{};
+  p.token_ids_all = token_ids_all;
+  p.logits = logits;
+  p.penalty = penalty_scores;
+  p.frequency = frequency_scores;
+  p.presence = presence_scores;
+  p.temperature = temperatures;
+  p.bad_tokens = bad_tokens;
+  p.bad_tokens_lens = bad_tokens_lens;
+  p.prompt_lens = prompt_lens;
+  p.cur_dec_lens = cur_dec_lens;
+  p.min_dec_lens = min_dec_lens;
+  p.eos_token_id = eos_token_id;
+  p.counts = workspace;
+  p.bitmap = reinterpret_cast<uint32_t*>(workspace + bs * vocab_size);
+  p.vocab = vocab_size;
+  p.words = bitmap_words(vocab_size);
+  p.max_model_len = max_model_len;
+  p.max_bad_tokens = max_bad_tokens;
+  p.num_eos = num_eos;
+
+  return dispatch_float_dtype(logits_dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    multi_scores_row_kernel<T><<<static_cast<unsigned>(bs), kRowThreads, 0, stream>>>(p);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    // 16-byte accesses when every row starts on a 16-byte boundary.
+    constexpr int N = 16 / sizeof(T);
+    if (vocab_size % N == 0 && is_aligned(logits, 16))
+      return launch_apply<T, N>(p, bs, sms, stream);
+    return launch_apply<T, 1>(p, bs, sms, stream);
+  });
+}
+
+}  // namespace fdops::penalty
