@@ -3,4 +3,9 @@
 FAMILIES = [
     "//ops/activation",
     "//ops/moe_routing",
+    "//ops/penalty",
+    "//ops/preprocess",
+    "//ops/rotary",
+    "//ops/sampling",
+    "//ops/speculative",
 ]

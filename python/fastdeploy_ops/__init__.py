@@ -11,7 +11,7 @@ one); importing this package touches neither the GPU nor any framework.
 - :mod:`fastdeploy_ops.testing` and ``python -m fastdeploy_ops.selftest``: the shipped tests.
 """
 
-from . import activation, moe_routing
+from . import activation, moe_routing, penalty, preprocess, rotary, sampling, speculative
 from ._info import Info, available_ops, info
 from ._loader import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
@@ -25,6 +25,11 @@ __all__ = [
     "available_ops",
     "info",
     "moe_routing",
+    "penalty",
+    "preprocess",
+    "rotary",
+    "sampling",
+    "speculative",
 ]
 
 __version__: str = _package_version()
