@@ -89,3 +89,43 @@ def run_python() -> Callable[..., dict]:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     return run
+
+
+def _forced_module(sm: int):
+    @pytest.fixture
+    def fixture(monkeypatch: pytest.MonkeyPatch, compiled_modules: object):
+        """The package as if FASTDEPLOY_OPS_SM were set and no GPU were visible."""
+        from fastdeploy_ops import _device, _loader
+
+        monkeypatch.setenv(_loader.ENV_FORCE_SM, str(sm))
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+        caches = (_device.probe, _loader.selection, _loader.load_module)
+        for cache in caches:
+            cache.cache_clear()
+        yield
+        for cache in caches:
+            cache.cache_clear()
+
+    return fixture
+
+
+sm70 = _forced_module(70)
+sm80 = _forced_module(80)
+
+
+@pytest.fixture
+def rejects() -> Callable[..., str]:
+    """``rejects(error, op, arg, call)``: ``call()`` raises ``error`` naming ``op`` and ``arg``.
+
+    The message must start with the bindings' own "<op>: argument '<arg>' ": nanobind's generic
+    "incompatible function arguments" lists every name and must not pass. Returns the message.
+    """
+
+    def check(error: type[Exception], op: str, arg: str, call: Callable[[], object]) -> str:
+        with pytest.raises(error) as raised:
+            call()
+        message = str(raised.value)
+        assert message.startswith(f"{op}: argument '{arg}' "), message
+        return message
+
+    return check

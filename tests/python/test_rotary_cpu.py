@@ -4,13 +4,13 @@ op's argument validation through the real sm70 module with numpy inputs (no GPU)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from fastdeploy_ops import _device, _loader, rotary
+from fastdeploy_ops import rotary
 from fastdeploy_ops import reference as ref
 
 F32 = np.float32
@@ -114,16 +114,6 @@ def test_matches_fastdeploy_published_cases(tokens: int, heads: int, kv_heads: i
 # Validation through the sm70 module
 
 
-@pytest.fixture
-def sm70(monkeypatch: pytest.MonkeyPatch, compiled_modules: object) -> Iterator[None]:
-    monkeypatch.setenv(_loader.ENV_FORCE_SM, "70")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    caches = (_device.probe, _loader.selection, _loader.load_module)
-    for cache in caches:
-        cache.cache_clear()
-    yield
-    for cache in caches:
-        cache.cache_clear()
 
 
 T, HQ, HK, D, ROT, MAXPOS = 5, 4, 2, 64, 64, 32
@@ -174,12 +164,9 @@ CASES: dict[str, tuple[type[Exception], str, Callable[[], Any]]] = {
 
 @pytest.mark.usefixtures("sm70")
 @pytest.mark.parametrize("name", CASES)
-def test_rotary_rejects_through_the_sm70_module(name: str) -> None:
+def test_rotary_rejects_through_the_sm70_module(name: str, rejects: Callable[..., str]) -> None:
     error, arg, fn = CASES[name]
-    with pytest.raises(error) as raised:
-        fn()
-    message = str(raised.value)
-    assert message.startswith(f"{OP}: argument '{arg}' "), message
+    message = rejects(error, OP, arg, fn)
     assert ("CUDA" in message) == name.startswith("cpu"), message
 
 

@@ -5,13 +5,13 @@ and sm80 modules (numpy arrays reach the bindings, which check everything before
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from fastdeploy_ops import _device, _loader, speculative
+from fastdeploy_ops import speculative
 from fastdeploy_ops import reference as ref
 
 # One row, start = 0 (max_seq_len 8, offset 0), D = 5, C = 3: positions 0..4 of the packed
@@ -419,23 +419,6 @@ def test_fastdeploy_update_configuration() -> None:
 
 
 # Validation through the compiled modules, with numpy arrays (no GPU needed).
-def forced(sm: int) -> Callable[..., Iterator[None]]:
-    @pytest.fixture
-    def fixture(monkeypatch: pytest.MonkeyPatch, compiled_modules: object) -> Iterator[None]:
-        monkeypatch.setenv(_loader.ENV_FORCE_SM, str(sm))
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-        caches = (_device.probe, _loader.selection, _loader.load_module)
-        for cache in caches:
-            cache.cache_clear()
-        yield
-        for cache in caches:
-            cache.cache_clear()
-
-    return fixture
-
-
-sm70 = forced(70)
-sm80 = forced(80)
 
 
 def resized(name: str, shape: tuple[int, ...], args_of: Callable[..., dict[str, Any]]
@@ -491,46 +474,40 @@ UPDATE_CASES: dict[str, tuple[type[Exception], str, Callable[[], dict[str, Any]]
 }
 
 
-def check(op: Callable[..., None], name: str, error: type[Exception], arg: str,
-          args: dict[str, Any]) -> str:
-    with pytest.raises(error) as raised:
-        op(**args)
-    message = str(raised.value)
-    assert message.startswith(f"{name}: argument '{arg}' "), message
-    return message
 
 
 @pytest.mark.usefixtures("sm70")
 @pytest.mark.parametrize("case", VERIFY_CASES)
-def test_speculate_verify_rejects_through_the_sm70_module(case: str) -> None:
+def test_speculate_verify_rejects_through_the_sm70_module(case: str, rejects: Callable[..., str]) -> None:
     error, arg, args = VERIFY_CASES[case]
-    message = check(speculative.speculate_verify, "speculate_verify", error, arg, args())
+    message = rejects(error, "speculate_verify", arg, lambda: speculative.speculate_verify(**args()))
     assert ("CUDA" in message) == (case == "cpu"), message
 
 
 @pytest.mark.usefixtures("sm70")
 @pytest.mark.parametrize("case", UPDATE_CASES)
-def test_speculate_update_rejects_through_the_sm70_module(case: str) -> None:
+def test_speculate_update_rejects_through_the_sm70_module(case: str, rejects: Callable[..., str]) -> None:
     error, arg, args = UPDATE_CASES[case]
-    message = check(speculative.speculate_update, "speculate_update", error, arg, args())
+    message = rejects(error, "speculate_update", arg, lambda: speculative.speculate_update(**args()))
     assert ("CUDA" in message) == (case == "cpu"), message
 
 
 @pytest.mark.usefixtures("sm70")
-def test_batches_over_512_are_rejected() -> None:
+def test_batches_over_512_are_rejected(rejects: Callable[..., str]) -> None:
     args = update_args()
     for name in ("seq_lens_encoder", "seq_lens_decoder", "actual_draft_token_nums", "accept_num",
                  "stop_flags", "is_block_step"):
         args[name] = np.resize(args[name], 513).astype(args[name].dtype)
     for name in ("draft_tokens", "accept_tokens"):
         args[name] = np.resize(args[name], (513, 4))
-    message = check(speculative.speculate_update, "speculate_update", ValueError, "stop_flags",
-                    args)
+    message = rejects(ValueError, "speculate_update", "stop_flags",
+                      lambda: speculative.speculate_update(**args))
     assert "512" in message
 
 
 @pytest.mark.usefixtures("sm80")
-def test_the_sm80_module_validates_too() -> None:
-    check(speculative.speculate_verify, "speculate_verify", ValueError, "sampled_token_ids", V())
-    check(speculative.speculate_update, "speculate_update", TypeError, "draft_tokens",
-          retyped("draft_tokens", "float32", U))
+def test_the_sm80_module_validates_too(rejects: Callable[..., str]) -> None:
+    rejects(ValueError, "speculate_verify", "sampled_token_ids",
+            lambda: speculative.speculate_verify(**V()))
+    rejects(TypeError, "speculate_update", "draft_tokens",
+            lambda: speculative.speculate_update(**retyped("draft_tokens", "float32", U)))
