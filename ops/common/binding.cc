@@ -145,6 +145,16 @@ void check_shape(const char* op, const char* arg, const Tensor& t,
   throw_value_error(op, arg, want.str(), describe_shape(t));
 }
 
+void check_per_row_shape(const char* op, const char* arg, const Tensor& t, int64_t rows,
+                         const char* rows_name) {
+  const bool ok = (t.ndim() == 1 || (t.ndim() == 2 && t.shape(1) == 1)) && dim(t, 0) == rows;
+  if (ok) return;
+  throw_value_error(op, arg,
+                    std::string("have shape [") + rows_name + "] or [" + rows_name + ", 1] with " +
+                        rows_name + " = " + std::to_string(rows),
+                    describe_shape(t));
+}
+
 void check_arg(bool ok, const char* op, const char* arg, const std::string& expected,
                const std::string& given) {
   if (!ok) throw_value_error(op, arg, expected, given);

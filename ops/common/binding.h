@@ -49,6 +49,11 @@ void check_rank(const char* op, const char* arg, const Tensor& t,
 void check_shape(const char* op, const char* arg, const Tensor& t,
                  const std::vector<int64_t>& shape, const char* names);
 
+// A per-row tensor: shape [rows] or [rows, 1] (FastDeploy passes [rows, 1]); `rows_name` spells
+// the row count in the message ("bs", "B", ...).
+void check_per_row_shape(const char* op, const char* arg, const Tensor& t, int64_t rows,
+                         const char* rows_name);
+
 // A range check on an integer or float argument: `ok` must hold.
 void check_arg(bool ok, const char* op, const char* arg, const std::string& expected,
                const std::string& given);

@@ -24,12 +24,7 @@ constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kF
 // A per-row tensor: `dtype`, shape [bs] or [bs, 1] (FastDeploy passes [bs, 1]).
 void check_per_row(const char* op, const char* arg, const Tensor& t, DType dtype, int64_t bs) {
   check_dtype(op, arg, t, {dtype});
-  const bool ok = (t.ndim() == 1 && dim(t, 0) == bs) ||
-                  (t.ndim() == 2 && dim(t, 0) == bs && dim(t, 1) == 1);
-  check_arg(ok, op, arg,
-            "have shape [bs] or [bs, 1] with bs = " + std::to_string(bs) +
-                " (the rows of 'logits')",
-            describe_shape(t));
+  binding::check_per_row_shape(op, arg, t, bs, "bs");
 }
 
 // A 2-D int64 tensor with one row per row of logits; returns its number of columns.

@@ -30,34 +30,10 @@ constexpr int64_t kInt32Max = INT32_MAX;
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-// stop_flags-style tensors: bool storage, one byte per element.
-void check_bool(const char* op, const char* arg, const Tensor& t) {
-  const nb::dlpack::dtype dt = t.dtype();
-  const bool ok = dt.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Bool) &&
-                  dt.bits == 8 && dt.lanes == 1;
-  if (!ok) binding::throw_type_error(op, arg, "have dtype bool", binding::describe_dtype(t));
-}
-
-// A per-row tensor: shape [rows] or [rows, 1].
-void check_per_row_shape(const char* op, const char* arg, const Tensor& t, int64_t rows,
-                         const char* rows_name) {
-  const bool ok = (t.ndim() == 1 && dim(t, 0) == rows) ||
-                  (t.ndim() == 2 && dim(t, 0) == rows && dim(t, 1) == 1);
-  check_arg(ok, op, arg,
-            std::string("have shape [") + rows_name + "] or [" + rows_name + ", 1] with " +
-                rows_name + " = " + str(rows),
-            describe_shape(t));
-}
-
 void check_per_row(const char* op, const char* arg, const Tensor& t, DType dtype, int64_t rows,
                    const char* rows_name = "bs") {
   check_dtype(op, arg, t, {dtype});
-  check_per_row_shape(op, arg, t, rows, rows_name);
-}
-
-void check_per_row_bool(const char* op, const char* arg, const Tensor& t, int64_t rows) {
-  check_bool(op, arg, t);
-  check_per_row_shape(op, arg, t, rows, "bs");
+  binding::check_per_row_shape(op, arg, t, rows, rows_name);
 }
 
 // A 1-D tensor, or [n, 1]: its length n.
@@ -201,7 +177,7 @@ void set_value_by_flags_and_idx(const Tensor& pre_ids_all, const Tensor& input_i
   check_per_row(op, "seq_lens_encoder", seq_lens_encoder, DType::kInt32, batch);
   check_per_row(op, "seq_lens_decoder", seq_lens_decoder, DType::kInt32, batch);
   check_per_row(op, "step_idx", step_idx, DType::kInt64, batch);
-  check_per_row_bool(op, "stop_flags", stop_flags, batch);
+  check_per_row(op, "stop_flags", stop_flags, DType::kBool, batch);
   const int device = check_cuda_tensors(op, {{"pre_ids_all", &pre_ids_all},
                                              {"input_ids", &input_ids},
                                              {"seq_lens_this_time", &seq_lens_this_time},
@@ -232,7 +208,7 @@ void set_stop_value_multi_ends(const Tensor& topk_ids, const Tensor& stop_flags,
   const char* op = "set_stop_value_multi_ends";
   check_dtype(op, "topk_ids", topk_ids, {DType::kInt64});
   const int64_t batch = vector_length(op, "topk_ids", topk_ids, "bs");
-  check_per_row_bool(op, "stop_flags", stop_flags, batch);
+  check_per_row(op, "stop_flags", stop_flags, DType::kBool, batch);
   check_per_row(op, "seq_lens", seq_lens, DType::kInt32, batch);
   check_dtype(op, "end_ids", end_ids, {DType::kInt64});
   const int64_t num_end_ids = vector_length(op, "end_ids", end_ids, "n_end");

@@ -37,11 +37,7 @@ std::pair<int64_t, int64_t> check_probs(const char* op, const Tensor& probs) {
 
 // A per-row parameter tensor: shape [B] or [B, 1].
 void check_per_row(const char* op, const char* arg, const Tensor& t, int64_t rows) {
-  const bool ok = (t.ndim() == 1 && dim(t, 0) == rows) ||
-                  (t.ndim() == 2 && dim(t, 0) == rows && dim(t, 1) == 1);
-  check_arg(ok, op, arg,
-            "have shape [B] or [B, 1] with B = " + std::to_string(rows) + " (the rows of probs)",
-            binding::describe_shape(t));
+  binding::check_per_row_shape(op, arg, t, rows, "B");
 }
 
 sampling::TopK check_top_k(const char* op, const std::optional<Tensor>& top_k, int64_t scalar,

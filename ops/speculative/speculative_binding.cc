@@ -38,11 +38,7 @@ int64_t vector_length(const char* op, const char* arg, const Tensor& t, DType dt
 void check_vector(const char* op, const char* arg, const Tensor& t, DType dtype, int64_t rows,
                   const char* n) {
   check_dtype(op, arg, t, {dtype});
-  const bool ok = (t.ndim() == 1 || (t.ndim() == 2 && dim(t, 1) == 1)) && dim(t, 0) == rows;
-  check_arg(ok, op, arg,
-            std::string("have shape [") + n + "] or [" + n + ", 1] with " + n + " = " +
-                std::to_string(rows),
-            binding::describe_shape(t));
+  binding::check_per_row_shape(op, arg, t, rows, n);
 }
 
 // The rows of the batch and of the real batch, both within [0, kMaxBatch].
