@@ -29,9 +29,8 @@ cudaError_t launch_gelu_tanh(const void* input, void* out, DType dtype, int64_t 
     const int64_t work = num_vecs > scalar_work ? num_vecs : scalar_work;
     int64_t blocks = (work + kThreads - 1) / kThreads;
     if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-    gelu_tanh_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-        static_cast<const T*>(input), static_cast<T*>(out), numel, head, num_vecs);
-    return cudaGetLastError();
+    return launch_kernel(gelu_tanh_kernel<T>, static_cast<unsigned>(blocks), kThreads, 0, stream,
+                         static_cast<const T*>(input), static_cast<T*>(out), numel, head, num_vecs);
   });
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 
 namespace fdops::activation {
@@ -39,6 +40,8 @@ __global__ void __launch_bounds__(256)
     gelu_tanh_kernel(const T* __restrict__ input, T* __restrict__ out, int64_t numel,
                      int64_t head, int64_t num_vecs) {
   constexpr int N = 16 / sizeof(T);
+  wait_for_dependencies();
+  allow_dependent_launch();
   const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = tid; i < head; i += stride) out[i] = from_float<T>(gelu_tanh_f32(to_float(input[i])));

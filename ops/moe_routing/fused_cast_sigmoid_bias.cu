@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 #include "ops/moe_routing/moe_routing.h"
 #include "ops/moe_routing/routing.cuh"
@@ -23,6 +24,8 @@ __global__ void __launch_bounds__(kThreads)
                                    int64_t num_vecs, int vecs_per_row) {
   int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= num_vecs) return;
+  wait_for_dependencies();
+  allow_dependent_launch();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   // Track the column incrementally: one 64-bit division per thread instead of per step.
   int col = static_cast<int>(i % vecs_per_row);
@@ -48,10 +51,10 @@ cudaError_t launch_n(const void* input, const float* bias, void* scores, void* s
   const int64_t num_vecs = num_tokens * vecs_per_row;
   int64_t blocks = (num_vecs + kThreads - 1) / kThreads;
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-  fused_cast_sigmoid_bias_kernel<InT, OutT, N><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      static_cast<const InT*>(input), bias, static_cast<OutT*>(scores),
-      static_cast<OutT*>(scores_with_bias), num_vecs, vecs_per_row);
-  return cudaGetLastError();
+  return launch_kernel(fused_cast_sigmoid_bias_kernel<InT, OutT, N>, static_cast<unsigned>(blocks),
+                       kThreads, 0, stream, static_cast<const InT*>(input), bias,
+                       static_cast<OutT*>(scores), static_cast<OutT*>(scores_with_bias), num_vecs,
+                       vecs_per_row);
 }
 
 }  // namespace fused_cast_sigmoid_bias_impl

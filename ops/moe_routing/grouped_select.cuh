@@ -2,7 +2,8 @@
 // One template serves grouped_topk (raw logits + bias, sigmoid fused in) and noaux_tc
 // (precomputed s and u), so both select identically.
 //
-// Design: one warp per token, kGroupedWarpsPerBlock tokens per block. The 32 lanes are split
+// Design: one warp per token at a time, kGroupedWarpsPerBlock warps per block, at most one wave
+// of blocks (warps loop over tokens, loading the next row early). The 32 lanes are split
 // into n_group slices of L = 2^floor(log2(32 / n_group)) lanes; lane j of slice g holds the
 // contiguous experts [g*M + j*S, g*M + (j+1)*S), S = ceil(M / L), in registers (capacity C >= S).
 // For the common shapes (n_group a power of two) this is the plain blocked layout with 16-byte
@@ -17,6 +18,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 #include "ops/common/warp.cuh"
 #include "ops/moe_routing/moe_routing.h"
@@ -96,36 +98,66 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
   __shared__ SelectScratch scratch_all[kGroupedWarpsPerBlock];
   SelectScratch& scratch = scratch_all[threadIdx.x / 32];
 
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * kGroupedWarpsPerBlock + threadIdx.x / 32;
-       t < p.num_tokens; t += static_cast<int64_t>(gridDim.x) * kGroupedWarpsPerBlock) {
+  // The grid is at most one wave (launch_grouped_select), so a warp often owns several
+  // tokens. With up to 16 experts per lane, the next token's row is loaded while this one is
+  // selected (hiding memory latency behind the selection's dependent chain) and grouped_topk's
+  // bias, the same for every token, is loaded once; wider lanes have no registers to spare.
+  constexpr bool kPrefetch = C <= 16;
+  wait_for_dependencies();
+  allow_dependent_launch();
+  // grouped_topk: logits as fp32 (absent slots 0); noaux_tc: u (absent slots -inf).
+  auto load_row = [&](int64_t t, float (&row_values)[C]) {
+#pragma unroll
+    for (int k = 0; k < C; ++k) row_values[k] = kNoaux ? -INFINITY : 0.f;
+    if constexpr (kNoaux) {
+      load_chunk<C>(p.aux + t * num_experts + base, count, p.per_lane, p.aux_vec_bytes,
+                    row_values);
+    } else {
+      load_chunk<C>(static_cast<const InT*>(p.input) + t * num_experts + base, count,
+                    p.per_lane, p.input_vec_bytes, row_values);
+    }
+  };
+  auto load_bias = [&](float (&bias)[C]) {
+#pragma unroll
+    for (int k = 0; k < C; ++k) bias[k] = 0.f;
+    if constexpr (!kNoaux) load_chunk<C>(p.aux + base, count, p.per_lane, p.aux_vec_bytes, bias);
+  };
+  float bias[C], next[C];
+  const int64_t token_stride = static_cast<int64_t>(gridDim.x) * kGroupedWarpsPerBlock;
+  int64_t t = static_cast<int64_t>(blockIdx.x) * kGroupedWarpsPerBlock + threadIdx.x / 32;
+  if constexpr (kPrefetch) {
+    load_bias(bias);
+    if (t < p.num_tokens) load_row(t, next);
+  }
+  for (; t < p.num_tokens; t += token_stride) {
     const int64_t row = t * num_experts;
     float* out_row = p.scores + row;
+    float current[C];
+    if constexpr (kPrefetch) {
+#pragma unroll
+      for (int k = 0; k < C; ++k) current[k] = next[k];
+      if (t + token_stride < p.num_tokens) load_row(t + token_stride, next);
+    } else {
+      load_bias(bias);
+      load_row(t, current);
+    }
 
     // R1/R2: u = s + b in fp32 (noaux_tc: given). Absent slots are -inf.
     float u[C];
     LaneCandidates<C> cand;
     if constexpr (kNoaux) {
 #pragma unroll
-      for (int k = 0; k < C; ++k) u[k] = -INFINITY;
-      load_chunk<C>(p.aux + row + base, count, p.per_lane, p.aux_vec_bytes, u);
-#pragma unroll
       for (int k = 0; k < C; ++k) {
-        u[k] += 0.f;  // -0 + 0 = +0: user-supplied -0 ties with +0 in the integer keys
+        u[k] = current[k] + 0.f;  // -0 + 0 = +0: user-supplied -0 ties with +0 in the integer keys
         cand.payload[k] = 0.f;  // s is read at the picks only (the row is overwritten)
       }
     } else {
       // grouped_topk writes a separate scores tensor: zero it first so the stores drain
       // while the warp computes; the picks land after the __syncwarp()s below.
       zero_row(out_row, num_experts, p.scores_vec4);
-      float x[C], b[C];
+      sigmoid_exp_n<C>(current, cand.payload);  // branch-free over all slots; absent ones unused
 #pragma unroll
-      for (int k = 0; k < C; ++k) x[k] = b[k] = 0.f;
-      load_chunk<C>(static_cast<const InT*>(p.input) + row + base, count, p.per_lane,
-                    p.input_vec_bytes, x);
-      load_chunk<C>(p.aux + base, count, p.per_lane, p.aux_vec_bytes, b);
-      sigmoid_exp_n<C>(x, cand.payload);  // branch-free over all slots; absent ones unused
-#pragma unroll
-      for (int k = 0; k < C; ++k) u[k] = k < count ? cand.payload[k] + b[k] : -INFINITY;
+      for (int k = 0; k < C; ++k) u[k] = k < count ? cand.payload[k] + bias[k] : -INFINITY;
     }
 
     // R3/R4: group scores, then each lane ranks its group (ties -> lower group index) against
@@ -235,19 +267,18 @@ inline bool make_grouped_layout(GroupedSelectParams& p, int num_experts, int n_g
   return true;
 }
 
-// Launches grouped_select_kernel for a filled GroupedSelectParams. Per-lane capacities
-// 4/8/16/32 cover every n_group that is a power of two; 64 exists for odd group counts
-// (e.g. E = 1020, n_group = 17 gives S = 60).
+// Launches grouped_select_kernel for a filled GroupedSelectParams, one token per warp up to
+// one wave of blocks. Per-lane capacities 4/8/16/32 cover every n_group that is a power of
+// two; 64 exists for odd group counts (e.g. E = 1020, n_group = 17 gives S = 60).
 template <typename InT, bool kNoaux>
 inline cudaError_t launch_grouped_select(const GroupedSelectParams& p, cudaStream_t stream) {
-  const int64_t blocks_needed =
-      (p.num_tokens + kGroupedWarpsPerBlock - 1) / kGroupedWarpsPerBlock;
-  const unsigned blocks =
-      static_cast<unsigned>(blocks_needed < (1 << 30) ? blocks_needed : (1 << 30));
+  constexpr int kThreads = kGroupedWarpsPerBlock * 32;
+  const int64_t blocks_needed = (p.num_tokens + kGroupedWarpsPerBlock - 1) / kGroupedWarpsPerBlock;
   return dispatch_capacity<4, 8, 16, 32, 64>(p.per_lane, [&](auto cap) {
-    grouped_select_kernel<InT, decltype(cap)::value, kNoaux>
-        <<<blocks, kGroupedWarpsPerBlock * 32, 0, stream>>>(p);
-    return cudaGetLastError();
+    constexpr auto kernel = grouped_select_kernel<InT, decltype(cap)::value, kNoaux>;
+    const unsigned wave = resident_blocks<kernel>(kThreads);
+    const unsigned blocks = static_cast<unsigned>(blocks_needed < wave ? blocks_needed : wave);
+    return launch_kernel(kernel, blocks, kThreads, 0, stream, p);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 #include "ops/common/warp.cuh"
 #include "ops/moe_routing/moe_routing.h"
@@ -35,6 +36,8 @@ struct TopkSelectParams {
 
 template <int C>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) moe_topk_select_kernel(const TopkSelectParams p) {
+  wait_for_dependencies();
+  allow_dependent_launch();
   const int lane = threadIdx.x & 31;
   const int num_experts = p.num_experts;
   const int topk = p.topk;
@@ -137,8 +140,8 @@ cudaError_t launch_moe_topk_select(const float* gating_logits, const float* bias
   const unsigned blocks =
       static_cast<unsigned>(blocks_needed < (1 << 30) ? blocks_needed : (1 << 30));
   return dispatch_capacity<4, 8, 16, 32>(p.per_lane, [&](auto cap) {
-    moe_topk_select_kernel<decltype(cap)::value><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(p);
-    return cudaGetLastError();
+    return launch_kernel(moe_topk_select_kernel<decltype(cap)::value>, blocks, kWarpsPerBlock * 32,
+                         0, stream, p);
   });
 }
 
