@@ -60,15 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     for op in args.ops:
         for case in OPS[op](torch):
             for name, fn in case.implementations.items():
-                graph = timer.graph(fn)
+                cold, warm = timer.graph(fn)
                 rows.append(Measurement(
                     op=op, case=case.label, tokens=case.tokens, implementation=name,
-                    eager=timer.eager(fn), graph=graph, bytes_moved=case.bytes_moved,
-                    bandwidth_fraction=case.bytes_moved / (graph.median_us * 1e-6) / bandwidth,
-                    shape=case.shape))
-            print(f"{op} {case.label} T={case.tokens}: " + ", ".join(
-                f"{r.implementation} {r.graph.median_us:.2f} us" for r in rows[-len(case.implementations):]),
-                flush=True)
+                    eager=timer.eager(fn), cold=cold, warm=warm, bytes_moved=case.bytes_moved,
+                    bandwidth_fraction=case.bytes_moved / (cold.median_us * 1e-6) / bandwidth,
+                    shape=case.shape, axis=case.axis))
+            print(f"{op} {case.label} {case.axis}={case.tokens}: " + ", ".join(
+                f"{r.implementation} {r.cold.median_us:.2f}/{r.warm.median_us:.2f} us"
+                for r in rows[-len(case.implementations):]) + " (cold/warm)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(to_markdown(device, rows))
     to_json(args.out / "results.json", device, rows)

@@ -37,13 +37,15 @@ class Measurement:
 
     op: str
     case: str  # the model/config label, e.g. "DeepSeek-V3"
-    tokens: int
+    tokens: int  # the swept size: tokens, or batch rows for per-sequence ops (see axis)
     implementation: str  # "fastdeploy_ops", "unfused", "torch"
-    eager: Stats
-    graph: Stats
+    eager: Stats  # one ordinary call, launch and Python call path included
+    cold: Stats  # GPU time per call from a CUDA graph, L2 flushed before each call
+    warm: Stats  # GPU time per call, back-to-back calls in a CUDA graph
     bytes_moved: int
-    bandwidth_fraction: float  # bytes_moved / graph median / measured streaming bandwidth
+    bandwidth_fraction: float  # bytes_moved / cold median / measured streaming bandwidth
     shape: Mapping[str, int] = field(default_factory=dict)
+    axis: str = "tokens"  # what `tokens` counts
 
 
 def to_json(path: pathlib.Path, device: Mapping[str, object], rows: Sequence[Measurement]) -> None:
@@ -52,37 +54,41 @@ def to_json(path: pathlib.Path, device: Mapping[str, object], rows: Sequence[Mea
 
 
 def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement]) -> str:
-    """One table per op: each (case, T) row, each implementation's graph and eager medians."""
+    """One table per op: each (case, T) row; per implementation the cold, warm and eager medians."""
     lines = ["# fastdeploy_ops kernel benchmarks", ""]
     lines += [f"- {key}: {value}" for key, value in device.items()]
     lines += [
         "",
-        "Times are medians in µs (IQR in brackets) over the repetitions, L2 flushed before every "
-        "timed call. *graph*: GPU time of one call replayed from a CUDA graph; *eager*: one "
-        "ordinary call, launch included. *BW*: bytes moved / graph time as a fraction of the "
-        "measured streaming bandwidth. *vs*: our graph time against the other implementations'.",
+        "Times are medians in µs (IQR in brackets). *cold*: GPU time per call from a CUDA graph, "
+        "L2 flushed before each call (the flushes are timed alone and subtracted); *warm*: GPU "
+        "time per call of back-to-back calls in a CUDA graph; *eager*: one ordinary call on an "
+        "idle GPU, launch and Python call path included. *BW*: bytes moved / cold time as a "
+        "fraction of the measured streaming bandwidth. *vs X*: X's time over ours, cold / warm.",
     ]
     for op in dict.fromkeys(r.op for r in rows):
         op_rows = [r for r in rows if r.op == op]
         impls = list(dict.fromkeys(r.implementation for r in op_rows))
-        header = ["case", "T"] + [f"{i} graph" for i in impls] + [f"{i} eager" for i in impls]
+        header = ["case", op_rows[0].axis] + [f"{i} {kind}" for i in impls for kind in ("cold", "warm", "eager")]
         header += ["BW"] + [f"vs {i}" for i in impls[1:]]
         lines += ["", f"## {op}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for case, tokens in dict.fromkeys((r.case, r.tokens) for r in op_rows):
             by_impl = {r.implementation: r for r in op_rows if (r.case, r.tokens) == (case, tokens)}
             cells = [case, str(tokens)]
-            for kind in ("graph", "eager"):
-                for impl in impls:
-                    r = by_impl.get(impl)
+            for impl in impls:
+                r = by_impl.get(impl)
+                for kind in ("cold", "warm", "eager"):
                     s = getattr(r, kind) if r else None
                     cells.append(f"{s.median_us:.2f} [{s.iqr_us:.2f}]" if s else "-")
             ours = by_impl.get(impls[0])
             cells.append(f"{ours.bandwidth_fraction:.0%}" if ours else "-")
             for impl in impls[1:]:
                 other = by_impl.get(impl)
-                ratio = other.graph.median_us / ours.graph.median_us if ours and other else None
-                cells.append(f"{ratio:.2f}×" if ratio else "-")
+                if ours and other:
+                    cells.append(f"{other.cold.median_us / ours.cold.median_us:.2f}× / "
+                                 f"{other.warm.median_us / ours.warm.median_us:.2f}×")
+                else:
+                    cells.append("-")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -99,11 +105,12 @@ def plot(path: pathlib.Path, op: str, rows: Sequence[Measurement]) -> bool:
     figure, axes = plt.subplots(figsize=(8, 5))
     for case in dict.fromkeys(r.case for r in rows):
         for impl in dict.fromkeys(r.implementation for r in rows):
-            line = sorted((r.tokens, r.graph.median_us) for r in rows
+            line = sorted((r.tokens, r.cold.median_us) for r in rows
                           if r.case == case and r.implementation == impl)
             if line:
                 axes.plot(*zip(*line), marker="o", label=f"{case}: {impl}")
-    axes.set(xscale="log", yscale="log", xlabel="tokens", ylabel="GPU time per call in a graph (µs)",
+    axes.set(xscale="log", yscale="log", xlabel=rows[0].axis if rows else "tokens",
+             ylabel="GPU time per call, cold L2 (µs)",
              title=op)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7)
