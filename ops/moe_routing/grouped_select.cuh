@@ -3,7 +3,7 @@
 // (precomputed s and u), so both select identically.
 //
 // Design: one warp per token at a time, kGroupedWarpsPerBlock warps per block, at most one wave
-// of blocks (warps loop over tokens, loading the next row early). The 32 lanes are split
+// of blocks (warps loop over tokens). The 32 lanes are split
 // into n_group slices of L = 2^floor(log2(32 / n_group)) lanes; lane j of slice g holds the
 // contiguous experts [g*M + j*S, g*M + (j+1)*S), S = ceil(M / L), in registers (capacity C >= S).
 // For the common shapes (n_group a power of two) this is the plain blocked layout with 16-byte
@@ -98,66 +98,41 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
   __shared__ SelectScratch scratch_all[kGroupedWarpsPerBlock];
   SelectScratch& scratch = scratch_all[threadIdx.x / 32];
 
-  // The grid is at most one wave (launch_grouped_select), so a warp often owns several
-  // tokens. With up to 16 experts per lane, the next token's row is loaded while this one is
-  // selected (hiding memory latency behind the selection's dependent chain) and grouped_topk's
-  // bias, the same for every token, is loaded once; wider lanes have no registers to spare.
-  constexpr bool kPrefetch = C <= 16;
+  // launch_kernel() may start this grid while the previous kernel finishes (PDL): wait for
+  // it before touching memory. The grid is at most one wave, so letting the next kernel launch
+  // now cannot take slots from blocks of this one.
   wait_for_dependencies();
   allow_dependent_launch();
-  // grouped_topk: logits as fp32 (absent slots 0); noaux_tc: u (absent slots -inf).
-  auto load_row = [&](int64_t t, float (&row_values)[C]) {
-#pragma unroll
-    for (int k = 0; k < C; ++k) row_values[k] = kNoaux ? -INFINITY : 0.f;
-    if constexpr (kNoaux) {
-      load_chunk<C>(p.aux + t * num_experts + base, count, p.per_lane, p.aux_vec_bytes,
-                    row_values);
-    } else {
-      load_chunk<C>(static_cast<const InT*>(p.input) + t * num_experts + base, count,
-                    p.per_lane, p.input_vec_bytes, row_values);
-    }
-  };
-  auto load_bias = [&](float (&bias)[C]) {
-#pragma unroll
-    for (int k = 0; k < C; ++k) bias[k] = 0.f;
-    if constexpr (!kNoaux) load_chunk<C>(p.aux + base, count, p.per_lane, p.aux_vec_bytes, bias);
-  };
-  float bias[C], next[C];
-  const int64_t token_stride = static_cast<int64_t>(gridDim.x) * kGroupedWarpsPerBlock;
-  int64_t t = static_cast<int64_t>(blockIdx.x) * kGroupedWarpsPerBlock + threadIdx.x / 32;
-  if constexpr (kPrefetch) {
-    load_bias(bias);
-    if (t < p.num_tokens) load_row(t, next);
-  }
-  for (; t < p.num_tokens; t += token_stride) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * kGroupedWarpsPerBlock + threadIdx.x / 32;
+       t < p.num_tokens; t += static_cast<int64_t>(gridDim.x) * kGroupedWarpsPerBlock) {
     const int64_t row = t * num_experts;
     float* out_row = p.scores + row;
-    float current[C];
-    if constexpr (kPrefetch) {
-#pragma unroll
-      for (int k = 0; k < C; ++k) current[k] = next[k];
-      if (t + token_stride < p.num_tokens) load_row(t + token_stride, next);
-    } else {
-      load_bias(bias);
-      load_row(t, current);
-    }
 
     // R1/R2: u = s + b in fp32 (noaux_tc: given). Absent slots are -inf.
     float u[C];
     LaneCandidates<C> cand;
     if constexpr (kNoaux) {
 #pragma unroll
+      for (int k = 0; k < C; ++k) u[k] = -INFINITY;
+      load_chunk<C>(p.aux + row + base, count, p.per_lane, p.aux_vec_bytes, u);
+#pragma unroll
       for (int k = 0; k < C; ++k) {
-        u[k] = current[k] + 0.f;  // -0 + 0 = +0: user-supplied -0 ties with +0 in the integer keys
+        u[k] += 0.f;  // -0 + 0 = +0: user-supplied -0 ties with +0 in the integer keys
         cand.payload[k] = 0.f;  // s is read at the picks only (the row is overwritten)
       }
     } else {
       // grouped_topk writes a separate scores tensor: zero it first so the stores drain
       // while the warp computes; the picks land after the __syncwarp()s below.
       zero_row(out_row, num_experts, p.scores_vec4);
-      sigmoid_exp_n<C>(current, cand.payload);  // branch-free over all slots; absent ones unused
+      float x[C], b[C];
 #pragma unroll
-      for (int k = 0; k < C; ++k) u[k] = k < count ? cand.payload[k] + bias[k] : -INFINITY;
+      for (int k = 0; k < C; ++k) x[k] = b[k] = 0.f;
+      load_chunk<C>(static_cast<const InT*>(p.input) + row + base, count, p.per_lane,
+                    p.input_vec_bytes, x);
+      load_chunk<C>(p.aux + base, count, p.per_lane, p.aux_vec_bytes, b);
+      sigmoid_exp_n<C>(x, cand.payload);  // branch-free over all slots; absent ones unused
+#pragma unroll
+      for (int k = 0; k < C; ++k) u[k] = k < count ? cand.payload[k] + b[k] : -INFINITY;
     }
 
     // R3/R4: group scores, then each lane ranks its group (ties -> lower group index) against
