@@ -1,5 +1,5 @@
-// Kernel launches with programmatic dependent launch (PDL) on SM90+, and grid sizing by
-// occupancy.
+// Kernel launches with programmatic dependent launch (PDL) on SM90+, and per-device launch
+// limits (one-wave grids, dynamic shared memory), queried once per kernel and device.
 //
 // PDL lets a kernel be scheduled while the previous kernel in the stream is still finishing, so
 // its launch latency (about 1 µs in a CUDA graph) overlaps the predecessor's tail. It is safe
@@ -55,27 +55,69 @@ inline cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 bloc
   return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
+// compute(device) for the current device, computed once per device for each Site (a type unique
+// to the caller) and cached; values must be >= 0. Returns -1 if the device cannot be queried.
+template <typename Site, typename Compute>
+inline int once_per_device(Compute&& compute) {
+  constexpr int kCachedDevices = 16;
+  static std::atomic<int> cached[kCachedDevices] = {};  // value + 1; 0 = not yet computed
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return -1;
+  if (device >= kCachedDevices) return compute(device);
+  const int known = cached[device].load(std::memory_order_relaxed);
+  if (known != 0) return known - 1;
+  const int value = compute(device);
+  cached[device].store(value + 1, std::memory_order_relaxed);
+  return value;
+}
+
+template <auto Kernel>
+struct ResidentBlocksSite {};
+template <auto Kernel>
+struct DynamicSharedSite {};
+
 // Blocks of Kernel (launched with `threads` threads and no dynamic shared memory) that are
-// resident at once on the current device: a grid of this size runs in one wave. Queried once
-// per kernel and device.
+// resident at once on the current device: a grid of this size runs in one wave.
 template <auto Kernel>
 inline unsigned resident_blocks(int threads) {
-  constexpr int kCachedDevices = 16;
-  static std::atomic<unsigned> cached[kCachedDevices] = {};
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 1;
-  if (device < kCachedDevices) {
-    const unsigned known = cached[device].load(std::memory_order_relaxed);
-    if (known != 0) return known;
-  }
-  int per_sm = 0, sms = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, 0) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return 1;
-  }
-  const unsigned blocks = static_cast<unsigned>(per_sm > 0 && sms > 0 ? per_sm * sms : 1);
-  if (device < kCachedDevices) cached[device].store(blocks, std::memory_order_relaxed);
-  return blocks;
+  const int blocks = once_per_device<ResidentBlocksSite<Kernel>>(
+      [threads](int device) {
+        int per_sm = 0, sms = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, 0) !=
+                cudaSuccess ||
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+          cudaGetLastError();  // a failed query is not a launch error
+          return 1;
+        }
+        return per_sm > 0 && sms > 0 ? per_sm * sms : 1;
+      });
+  return static_cast<unsigned>(blocks > 0 ? blocks : 1);
+}
+
+// The most dynamic shared memory a block of Kernel may use on the current device; Kernel is
+// opted in to it (above 48 KB that takes cudaFuncSetAttribute). 0 if that fails.
+template <auto Kernel>
+inline size_t max_dynamic_shared_bytes() {
+  const int bytes = once_per_device<DynamicSharedSite<Kernel>>(
+      [](int device) {
+        int optin = 0;
+        cudaFuncAttributes attributes = {};
+        if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+                cudaSuccess ||
+            cudaFuncGetAttributes(&attributes, Kernel) != cudaSuccess) {
+          cudaGetLastError();
+          return 0;
+        }
+        const int available = optin - static_cast<int>(attributes.sharedSizeBytes);
+        if (available <= 0 ||
+            cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, available) !=
+                cudaSuccess) {
+          cudaGetLastError();
+          return 0;
+        }
+        return available;
+      });
+  return bytes > 0 ? static_cast<size_t>(bytes) : 0;
 }
 
 }  // namespace fdops

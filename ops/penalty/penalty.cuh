@@ -33,39 +33,40 @@ __device__ __forceinline__ bool penalties_off(float alpha, float beta, float gam
   return alpha == 1.f && beta == 0.f && gamma == 0.f;
 }
 
-// Calls f(id) for ids[j], j in [begin, end), strided over the block. U loads are issued before
-// any f runs, so a thread keeps U loads in flight; f must not assume anything about the order.
-template <int U, typename F>
-__device__ __forceinline__ void for_each_id(const int64_t* __restrict__ ids, int64_t begin,
-                                            int64_t end, F&& f) {
-  const int64_t step = blockDim.x;
-  for (int64_t base = begin + threadIdx.x; base < end; base += U * step) {
-    int64_t id[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t j = base + u * step;
-      id[u] = j < end ? __ldg(ids + j) : -1;
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) f(id[u]);
-  }
-}
-
-// Like for_each_id, but hands f all U ids of a batch at once (-1 for positions past the end),
-// so f can overlap the U dependent accesses it makes per id.
+// Walks ids[begin, end) strided over the block, U ids per thread and step: calls
+// f(first, id) with id[u] = ids[first + u * blockDim.x], or -1 past the end. The U loads are
+// issued before f runs, so f can overlap the dependent accesses it makes per id; f must not
+// assume anything about the order of calls.
 template <int U, typename F>
 __device__ __forceinline__ void for_each_id_batch(const int64_t* __restrict__ ids, int64_t begin,
                                                   int64_t end, F&& f) {
   const int64_t step = blockDim.x;
-  for (int64_t base = begin + threadIdx.x; base < end; base += U * step) {
+  for (int64_t first = begin + threadIdx.x; first < end; first += U * step) {
     int64_t id[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t j = base + u * step;
+      const int64_t j = first + u * step;
       id[u] = j < end ? __ldg(ids + j) : -1;
     }
-    f(id);
+    f(first, id);
   }
+}
+
+// for_each_id_batch one id at a time: f(j, id), id == -1 for positions past the end.
+template <int U, typename F>
+__device__ __forceinline__ void for_each_position(const int64_t* __restrict__ ids, int64_t begin,
+                                                  int64_t end, F&& f) {
+  for_each_id_batch<U>(ids, begin, end, [&](int64_t first, const int64_t(&id)[U]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) f(first + u * static_cast<int64_t>(blockDim.x), id[u]);
+  });
+}
+
+// for_each_position without the position: f(id).
+template <int U, typename F>
+__device__ __forceinline__ void for_each_id(const int64_t* __restrict__ ids, int64_t begin,
+                                            int64_t end, F&& f) {
+  for_each_position<U>(ids, begin, end, [&](int64_t, int64_t id) { f(id); });
 }
 
 }  // namespace fdops::penalty

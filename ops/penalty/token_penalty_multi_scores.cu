@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 #include "ops/penalty/penalty.h"
 #include "ops/penalty/token_penalty_multi_scores.cuh"
@@ -13,6 +14,19 @@ namespace token_penalty_multi_scores_impl {
 
 // Blocks per SM the dense pass aims for in total (kApplyThreads threads each).
 constexpr int kApplyBlocksPerSm = 16;
+// Largest hash table of the row kernel: 128 KB, for rows of up to 8192 ids.
+constexpr int64_t kMaxTableSlots = 16384;
+constexpr int64_t kMinTableSlots = 64;
+
+// Slots of the row kernel's hash table: a power of two, at least twice the ids a row can hold
+// (min(L, V)) when the block's shared memory allows; 0 for no table.
+int table_slots(int64_t max_model_len, int64_t vocab, size_t max_shared_bytes) {
+  const int64_t ids = max_model_len < vocab ? max_model_len : vocab;
+  int64_t slots = kMinTableSlots;
+  while (slots < 2 * ids && slots < kMaxTableSlots) slots *= 2;
+  while (slots >= kMinTableSlots && 2 * sizeof(int32_t) * slots > max_shared_bytes) slots /= 2;
+  return slots >= kMinTableSlots ? static_cast<int>(slots) : 0;
+}
 
 cudaError_t multiprocessor_count(int* count) {
   int device = 0;
@@ -31,10 +45,10 @@ cudaError_t launch_apply(const MultiScoresParams& p, int64_t bs, int sms, cudaSt
   if (blocks_per_row < 1) blocks_per_row = 1;
   const int64_t blocks = bs * blocks_per_row;
   if (blocks > INT32_MAX) return cudaErrorInvalidValue;
-  multi_scores_apply_kernel<T, N><<<static_cast<unsigned>(blocks), kApplyThreads, 0, stream>>>(
-      static_cast<T*>(p.logits), p.bitmap, p.penalty, p.frequency, p.presence, p.temperature,
-      p.vocab, p.words, static_cast<int>(blocks_per_row));
-  return cudaGetLastError();
+  return launch_kernel(multi_scores_apply_kernel<T, N>, static_cast<unsigned>(blocks),
+                       kApplyThreads, 0, stream, static_cast<T*>(p.logits), p.bitmap, p.penalty,
+                       p.frequency, p.presence, p.temperature, p.vocab, p.words,
+                       static_cast<int>(blocks_per_row));
 }
 
 }  // namespace token_penalty_multi_scores_impl
@@ -79,8 +93,10 @@ cudaError_t launch_token_penalty_multi_scores(
 
   return dispatch_float_dtype(logits_dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    multi_scores_row_kernel<T><<<static_cast<unsigned>(bs), kRowThreads, 0, stream>>>(p);
-    cudaError_t err = cudaGetLastError();
+    constexpr auto row_kernel = multi_scores_row_kernel<T>;
+    p.table_slots = table_slots(max_model_len, vocab_size, max_dynamic_shared_bytes<row_kernel>());
+    const cudaError_t err = launch_kernel(row_kernel, static_cast<unsigned>(bs), kRowThreads,
+                                          2 * sizeof(int32_t) * p.table_slots, stream, p);
     if (err != cudaSuccess) return err;
     // 16-byte accesses when every row starts on a 16-byte boundary.
     constexpr int N = 16 / sizeof(T);

@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(kOnceThreads)
   const float alpha = to_float(penalty_scores[b]);
   const T* in_row = logits + b * vocab;
   T* out_row = out + b * vocab;
-  for_each_id_batch<4>(ids, 0, end, [&](const int64_t(&id)[4]) {
+  for_each_id_batch<4>(ids, 0, end, [&](int64_t, const int64_t(&id)[4]) {
     float l[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) l[u] = id[u] >= 0 && id[u] < vocab ? to_float(in_row[id[u]]) : 0.f;
