@@ -298,7 +298,7 @@ def get_op(family: str, op: str) -> Callable[..., None]:
         if problem is not None and family in manifest.skipped:
             raise _unavailable(chosen, manifest, family, op, jit_problem=problem)
         if problem is not None:
-            _warn_ptx(manifest, family, problem)
+            _warn_ptx(manifest.module, family, problem)
     return getattr(module, op)
 
 
@@ -318,9 +318,10 @@ def _jit_problem(family: str, device_sm: int) -> str | None:
     return None
 
 
-def _warn_ptx(manifest: Manifest, family: str, problem: str) -> None:
+@functools.cache  # once per family
+def _warn_ptx(module: str, family: str, problem: str) -> None:
     warnings.warn(
-        f"fastdeploy_ops: '{family}' runs from {manifest.module}'s PTX, which the driver "
+        f"fastdeploy_ops: '{family}' runs from {module}'s PTX, which the driver "
         f"compiles for this GPU (slower kernels than native ones), because JIT compilation is "
         f"unavailable: {problem}",
         RuntimeWarning,

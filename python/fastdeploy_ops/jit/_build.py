@@ -21,7 +21,7 @@ __all__ = ["Build", "JitError", "build"]
 
 # Seconds one kernel source takes to compile when nothing better is known (a family's earlier
 # builds in the cache are a better estimate).
-_SECONDS_PER_SOURCE = 25.0
+_SECONDS_PER_SOURCE = 15.0
 
 
 class JitError(RuntimeError):
@@ -72,10 +72,11 @@ def _run(command: list[str], log: list[str]) -> bool:
 
 
 def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compiler,
-             staging: Path, library: Path, workers: int) -> tuple[bool, str]:
-    """Compile each source (in parallel) and link ``library``; returns (ok, log text)."""
+             work: Path, library: Path, workers: int) -> tuple[bool, str]:
+    """Compile each source into ``work`` (in parallel) and link ``library``; returns
+    (ok, log text)."""
     nvcc = str(compiler.nvcc)
-    objects = [staging / f"{Path(src).name}.o" for src in family.sources]
+    objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(family.sources)]
     commands = [
         [nvcc, *family.nvcc_flags, gencode(sm), "-I", str(tree.root), "-c",
          str(tree.root / src), "-o", str(obj)]
@@ -88,7 +89,7 @@ def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compile
     if not all(compiled):
         return False, "".join(log)
     # Only the table function is exported: the library's cudart and kernels stay private.
-    exports = staging / "exports.lds"
+    exports = work / "exports.lds"
     exports.write_text(f"{{ global: fdops_kernel_table_{family.name}; local: *; }};\n")
     link = [nvcc, "-shared", "-cudart=static", "-o", str(library), *map(str, objects),
             f"-Xlinker=--version-script={exports}"]
@@ -152,9 +153,12 @@ def build(
                   f"{compiler.version} ({compiler.nvcc}): {len(sources.sources)} sources, about "
                   f"{estimate:.0f} s, once; later runs load them from {cache}{fixed}",
                   file=sys.stderr, flush=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+        # Objects go to a private folder of the cache; only the finished entry is renamed out.
+        work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+        staging = work / "entry"
+        staging.mkdir()
         try:
-            ok, log = _compile(tree, sources, sm, compiler, staging, staging / entry.library.name,
+            ok, log = _compile(tree, sources, sm, compiler, work, staging / entry.library.name,
                                workers)
             entry.log_path.parent.mkdir(parents=True, exist_ok=True)
             entry.log_path.write_text(log, encoding="utf-8")
@@ -166,5 +170,5 @@ def build(
             entry.publish(staging, inputs, {"seconds": round(seconds, 3), "ops": sources.ops,
                                             "nvcc": str(compiler.nvcc)})
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # gone already after a publish
+            shutil.rmtree(work, ignore_errors=True)
     return Build(entry, True, time.monotonic() - start, replaced)

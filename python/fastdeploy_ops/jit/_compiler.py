@@ -62,15 +62,15 @@ def _pip_package_nvccs() -> Iterator[Path]:
         yield from sorted(Path(root).glob("*/bin/nvcc"))
 
 
-def _candidates(env: Mapping[str, str]) -> Iterator[tuple[str, Path | None]]:
-    """``(where, path)`` in search order; ``path`` is ``None`` when that place names nothing."""
+def _candidates(env: Mapping[str, str]) -> Iterator[tuple[str, Path | str]]:
+    """``(where, path)`` in search order; instead of a path, why that place names none."""
     for var in ("CUDA_HOME", "CUDA_PATH"):
-        yield var, Path(env[var]) / "bin" / "nvcc" if env.get(var) else None
+        yield var, Path(env[var]) / "bin" / "nvcc" if env.get(var) else "not set"
     on_path = shutil.which("nvcc", path=env.get("PATH", ""))
-    yield "PATH", Path(on_path) if on_path else None
+    yield "PATH", Path(on_path) if on_path else "no nvcc on it"
     packages = list(_pip_package_nvccs())
     if not packages:
-        yield "NVIDIA pip packages (nvidia-cuda-nvcc)", None
+        yield "NVIDIA pip packages (nvidia-cuda-nvcc)", "none installed with an nvcc"
     for path in packages:
         yield "NVIDIA pip package", path
     yield str(_STANDARD_PATH.parent.parent), _STANDARD_PATH
@@ -105,8 +105,8 @@ def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
     candidates = [(ENV_NVCC, Path(explicit))] if explicit else _candidates(env)
     searched = []
     for where, path in candidates:
-        if path is None:
-            searched.append(f"{where}: not set" if where.isupper() else f"{where}: none")
+        if isinstance(path, str):
+            searched.append(f"{where}: {path}")
             continue
         if not path.is_file():
             searched.append(f"{where}: {path} does not exist")
