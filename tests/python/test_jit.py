@@ -490,3 +490,45 @@ def test_real_compile_of_shipped_sources_loads_into_the_sm70_module(
     assert "fdops_kernel_table_activation" in exported
     assert not [s for s in exported if s.startswith("cuda")]  # its cudart stays private
     assert "compiling the 'activation' kernels for sm_80" in done.stderr
+
+
+PRETEND_H100 = """
+import json, warnings
+import numpy as np
+from fastdeploy_ops import _device, _loader, activation
+# An SM90 GPU with a CUDA 13 driver: the wheel's sm70/sm80 modules reach it only through PTX.
+_device.probe = lambda: _device.Device(90, "pretend H100", 1, 13000, None)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        activation.gelu_tanh(np.zeros(4, np.float32))
+    except ValueError as exc:
+        message = str(exc)
+print(json.dumps({"module": _loader.selection().manifest.module, "message": message,
+                  "origins": _loader.load_module()._kernel_families(),
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+@pytest.mark.parametrize("jit_enabled", [True, False])
+def test_the_loader_jit_compiles_for_a_gpu_without_native_module(
+        run_python, tmp_path: Path, compiled_modules: Path, jit_enabled: bool) -> None:
+    """The whole first-call path with the real module and the build's nvcc, on a pretend SM90
+    device: the JIT builds activation for sm_90 and the sm80 module launches through it; with
+    FASTDEPLOY_OPS_JIT=0 the op stays on PTX, with a warning."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH (the build root has CUDA 12.4's)")
+    out = run_python(PRETEND_H100, FASTDEPLOY_OPS_CACHE=str(tmp_path),
+                     FASTDEPLOY_OPS_JIT="1" if jit_enabled else "0")
+    assert out["module"] == "_ops_sm80"
+    assert out["message"].startswith("gelu_tanh: argument 'input' must be a CUDA tensor")
+    assert out["origins"]["moe_routing"] == "builtin"  # untouched until one of its ops is used
+    if jit_enabled:
+        [library] = tmp_path.glob("activation-sm90-*/libactivation.so")
+        assert out["origins"]["activation"] == str(library)
+        assert out["warnings"] == []
+    else:
+        assert out["origins"]["activation"] == "builtin"
+        assert list(tmp_path.iterdir()) == []
+        [warning] = out["warnings"]
+        assert "runs from _ops_sm80's PTX" in warning and "FASTDEPLOY_OPS_JIT=0" in warning
