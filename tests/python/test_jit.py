@@ -274,6 +274,12 @@ def test_unknown_family_and_low_sm_are_errors(fake: types.SimpleNamespace) -> No
         jit.build(fake.tree(), "demo", 61, fake.compiler, fake.cache)
 
 
+def test_an_unusable_cache_is_a_jit_error(fake: types.SimpleNamespace) -> None:
+    fake.cache.write_text("a file where the cache folder should be")
+    with pytest.raises(jit.JitError, match="cannot build in the JIT cache .*FASTDEPLOY_OPS_CACHE"):
+        build(fake)
+
+
 def test_cache_folder_default_and_override(tmp_path: Path) -> None:
     assert _cache.cache_dir({"FASTDEPLOY_OPS_CACHE": str(tmp_path)}) == tmp_path
     assert _cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/fastdeploy_ops/jit")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._cache import Entry, cache_dir, entries, entry_for, key_inputs, locked
+from ._cache import ENV_CACHE, Entry, cache_dir, entries, entry_for, key_inputs, locked
 from ._compiler import Compiler
 from ._sources import FamilySources, SourceTree
 
@@ -112,8 +112,9 @@ def build(
     Unless ``quiet``, a compile announces itself on stderr with a time estimate.
 
     Raises:
-        JitError: unknown family, SM below its minimum, a source missing, or nvcc failed
-            (the message names the log file holding the commands and their output).
+        JitError: unknown family, SM below its minimum, a source missing, the cache not
+            writable, or nvcc failed (the message names the log file holding the commands and
+            their output).
     """
     start = time.monotonic()
     cache = cache_dir() if cache is None else cache
@@ -132,6 +133,17 @@ def build(
     entry = entry_for(cache, inputs)
     if entry.problem() is None:
         return Build(entry, False, time.monotonic() - start)
+    try:
+        return _build_locked(tree, sources, sm, compiler, cache, entry, inputs, start, quiet)
+    except OSError as exc:
+        raise JitError(f"cannot build in the JIT cache {cache}: {exc}; set {ENV_CACHE} to a "
+                       f"writable folder") from exc
+
+
+def _build_locked(tree: SourceTree, sources: FamilySources, sm: int, compiler: Compiler,
+                  cache: Path, entry: Entry, inputs: dict, start: float, quiet: bool) -> Build:
+    """:func:`build` once the entry is known to be absent or broken: under its lock."""
+    family = sources.name
 
     def waiting() -> None:
         if not quiet:
