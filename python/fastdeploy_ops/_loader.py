@@ -30,6 +30,7 @@ __all__ = [
     "Manifest",
     "Selection",
     "describe_driver",
+    "describe_kernels",
     "get_op",
     "kernel_plan",
     "load_module",
@@ -264,6 +265,36 @@ def kernel_plan(manifest: Manifest, family: Family, device_sm: int | None, force
     if present and manifest.sm // 10 == device_sm // 10:
         return "builtin"
     return "jit"
+
+
+def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str, str]:
+    """``{family: where its kernels come from here}``, as ``info()`` reports it.
+
+    ``origins`` is the loaded module's ``_kernel_families()`` (empty when it is not loaded).
+    Nothing is compiled: a family the JIT would build says so until its first use.
+    """
+    from . import jit
+
+    manifest, device_sm = chosen.manifest, chosen.device.sm
+    if manifest is None:
+        return {}
+    described = {}
+    for name, family in sorted({**manifest.families, **manifest.skipped}.items()):
+        plan = kernel_plan(manifest, family, device_sm, chosen.forced_sm is not None)
+        origin = origins.get(name, "")
+        if origin not in ("", "builtin"):
+            described[name] = f"JIT-compiled for sm_{device_sm}: {origin}"
+        elif plan == "builtin":
+            described[name] = f"built into {manifest.module}"
+        elif plan == "unavailable":
+            described[name] = f"unavailable ({family.reason or f'requires SM{family.min_sm}+'})"
+        elif jit.enabled():
+            described[name] = f"JIT-compiled for sm_{device_sm} on first use"
+        elif name in manifest.families:
+            described[name] = f"{manifest.module}'s PTX ({jit.ENV_JIT}=0)"
+        else:
+            described[name] = f"unavailable ({jit.ENV_JIT}=0)"
+    return described
 
 
 @functools.cache

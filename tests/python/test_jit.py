@@ -501,9 +501,11 @@ def test_real_compile_of_shipped_sources_loads_into_the_sm70_module(
 PRETEND_H100 = """
 import json, warnings
 import numpy as np
+import fastdeploy_ops
 from fastdeploy_ops import _device, _loader, activation
 # An SM90 GPU with a CUDA 13 driver: the wheel's sm70/sm80 modules reach it only through PTX.
 _device.probe = lambda: _device.Device(90, "pretend H100", 1, 13000, None)
+before = fastdeploy_ops.info()["kernels"]
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
@@ -511,6 +513,7 @@ with warnings.catch_warnings(record=True) as caught:
     except ValueError as exc:
         message = str(exc)
 print(json.dumps({"module": _loader.selection().manifest.module, "message": message,
+                  "before": before, "after": fastdeploy_ops.info()["kernels"],
                   "origins": _loader.load_module()._kernel_families(),
                   "warnings": [str(w.message) for w in caught]}))
 """
@@ -529,12 +532,17 @@ def test_the_loader_jit_compiles_for_a_gpu_without_native_module(
     assert out["module"] == "_ops_sm80"
     assert out["message"].startswith("gelu_tanh: argument 'input' must be a CUDA tensor")
     assert out["origins"]["moe_routing"] == "builtin"  # untouched until one of its ops is used
+    assert out["after"]["moe_routing"] == out["before"]["moe_routing"]
     if jit_enabled:
         [library] = tmp_path.glob("activation-sm90-*/libactivation.so")
         assert out["origins"]["activation"] == str(library)
         assert out["warnings"] == []
+        assert out["before"]["activation"] == "JIT-compiled for sm_90 on first use"
+        assert out["after"]["activation"] == f"JIT-compiled for sm_90: {library}"
     else:
         assert out["origins"]["activation"] == "builtin"
+        assert out["before"] == out["after"]
+        assert out["after"]["activation"] == "_ops_sm80's PTX (FASTDEPLOY_OPS_JIT=0)"
         assert list(tmp_path.iterdir()) == []
         [warning] = out["warnings"]
         assert "runs from _ops_sm80's PTX" in warning and "FASTDEPLOY_OPS_JIT=0" in warning
