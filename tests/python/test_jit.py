@@ -546,3 +546,33 @@ def test_the_loader_jit_compiles_for_a_gpu_without_native_module(
         assert list(tmp_path.iterdir()) == []
         [warning] = out["warnings"]
         assert "runs from _ops_sm80's PTX" in warning and "FASTDEPLOY_OPS_JIT=0" in warning
+
+
+WRONG_ABI = """
+import sys
+import fastdeploy_ops._ops_sm70 as sm70
+try:
+    sm70._load_kernel_library("activation", sys.argv[1], replace=True)
+except RuntimeError as exc:
+    print(exc)
+print(sm70._kernel_families()["activation"])
+"""
+
+
+def test_a_library_of_another_kernel_abi_is_refused(tmp_path: Path,
+                                                    compiled_modules: Path) -> None:
+    compiler = shutil.which("g++-13") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++")
+    source = tmp_path / "table.cc"
+    source.write_text('#include <cstdint>\nextern "C" const void* '
+                      "fdops_kernel_table_activation(uint32_t abi) { return nullptr; }\n")
+    library = tmp_path / "libactivation.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    done = subprocess.run([sys.executable, "-c", WRONG_ABI, str(library)], text=True,
+                          capture_output=True, timeout=60, check=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    refused, origin = done.stdout.strip().splitlines()
+    assert f"kernel library {library} of family 'activation' was built for another kernel ABI" \
+        in refused
+    assert origin == "builtin"  # the module's own kernels stay
