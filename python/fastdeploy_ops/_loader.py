@@ -288,12 +288,13 @@ def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str,
             described[name] = f"built into {manifest.module}"
         elif plan == "unavailable":
             described[name] = f"unavailable ({family.reason or f'requires SM{family.min_sm}+'})"
-        elif jit.enabled():
+        elif jit.enabled() and name not in _JIT_FAILED:
             described[name] = f"JIT-compiled for sm_{device_sm} on first use"
-        elif name in manifest.families:
-            described[name] = f"{manifest.module}'s PTX ({jit.ENV_JIT}=0)"
         else:
-            described[name] = f"unavailable ({jit.ENV_JIT}=0)"
+            why = f"JIT failed: {_JIT_FAILED[name]}" if name in _JIT_FAILED else f"{jit.ENV_JIT}=0"
+            present = name in manifest.families
+            described[name] = f"{manifest.module}'s PTX ({why})" if present else (
+                f"unavailable ({why})")
     return described
 
 
@@ -333,6 +334,10 @@ def get_op(family: str, op: str) -> Callable[..., None]:
     return getattr(module, op)
 
 
+# Families whose JIT compile or load failed in this process, and why (for info()).
+_JIT_FAILED: dict[str, str] = {}
+
+
 @functools.cache
 def _jit_problem(family: str, device_sm: int) -> str | None:
     """Load JIT-compiled kernels of ``family`` for ``device_sm`` into the module (once per
@@ -345,6 +350,7 @@ def _jit_problem(family: str, device_sm: int) -> str | None:
         library = jit.kernel_library(family, device_sm)
         load_module()._load_kernel_library(family, str(library), replace=True)
     except (jit.CompilerNotFoundError, jit.JitError, RuntimeError, ValueError) as exc:
+        _JIT_FAILED[family] = str(exc)
         return str(exc)
     return None
 

@@ -385,9 +385,11 @@ def fake_loader(monkeypatch: pytest.MonkeyPatch) -> FakeModule:
     monkeypatch.delenv(jit.ENV_JIT, raising=False)
     for cache in (_loader.get_op, _loader._jit_problem, _loader._warn_ptx):
         cache.cache_clear()
+    _loader._JIT_FAILED.clear()
     yield module
     for cache in (_loader.get_op, _loader._jit_problem, _loader._warn_ptx):
         cache.cache_clear()
+    _loader._JIT_FAILED.clear()
 
 
 def test_get_op_loads_jit_kernels_once_per_family(fake_loader: FakeModule,
@@ -426,11 +428,20 @@ def test_no_compiler_is_explained(fake_loader: FakeModule, monkeypatch: pytest.M
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     jit.compiler.cache_clear()
+    chosen = _loader.selection()
+    assert _loader.describe_kernels(chosen, {}) == {
+        "present": "JIT-compiled for sm_90 on first use",
+        "skipped": "JIT-compiled for sm_90 on first use"}
     try:
         with pytest.raises(OpUnavailableError, match="no usable nvcc found .*CUDA_HOME"):
             _loader.get_op("skipped", "skipped_op")
+        with pytest.warns(RuntimeWarning, match="'present' runs from _ops_sm80's PTX.*no usable"):
+            _loader.get_op("present", "present_op")
     finally:
         jit.compiler.cache_clear()
+    described = _loader.describe_kernels(chosen, {})
+    assert described["present"].startswith("_ops_sm80's PTX (JIT failed: no usable nvcc found")
+    assert described["skipped"].startswith("unavailable (JIT failed: no usable nvcc found")
 
 
 # Command line.
