@@ -21,9 +21,12 @@ def _jit_sources_impl(ctx):
         # Toolkit headers come from the user's nvcc; everything else is ours and ships.
         headers = [f for f in info.sources.headers.to_list() if _in_main_repository(f)]
         for f in info.sources.srcs + headers:
+            path = "{}/sources/{}".format(jit_dir, f.short_path)
+            if path in files:
+                continue  # ops/common headers are shared by every family
             copy = ctx.actions.declare_file("_{}/sources/{}".format(ctx.label.name, f.short_path))
             ctx.actions.symlink(output = copy, target_file = f)
-            files["{}/sources/{}".format(jit_dir, f.short_path)] = copy
+            files[path] = copy
         families[info.name] = {
             "min_sm": info.min_sm,
             "ops": info.ops,

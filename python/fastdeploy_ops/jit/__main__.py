@@ -65,6 +65,10 @@ def _status(_: argparse.Namespace) -> int:
         print(f"compiler: nvcc {compiler.version} ({compiler.nvcc}, from {compiler.found_by})")
     except CompilerNotFoundError as exc:
         print(f"compiler: none: {exc}")
+    try:
+        version = load_sources().package_version
+    except (OSError, ValueError):
+        version = None
     total = 0
     found = entries(cache)
     for entry in found:
@@ -72,10 +76,14 @@ def _status(_: argparse.Namespace) -> int:
         size = sum(f.stat().st_size for f in entry.path.iterdir() if f.is_file())
         total += size
         try:
-            ops = ", ".join(entry.metadata().get("ops", []))
-        except (OSError, ValueError):
-            ops = "?"
-        print(f"{entry.name}: {size / 1e6:.1f} MB, {problem or 'ok'}; ops: {ops}")
+            meta = entry.metadata()
+            ops = ", ".join(meta.get("ops", []))
+            built_for = meta["inputs"]["package_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            ops, built_for = "?", None
+        # Entries of other package versions are never loaded by this one; `clear` removes them.
+        other = f", from fastdeploy_ops {built_for}" if built_for not in (None, version) else ""
+        print(f"{entry.name}: {size / 1e6:.1f} MB, {problem or 'ok'}{other}; ops: {ops}")
     print(f"{len(found)} entries, {total / 1e6:.1f} MB")
     return 0
 
