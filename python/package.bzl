@@ -18,6 +18,7 @@ def fastdeploy_ops_wheel(name, extension, **kwargs):
         description = "//:README.md",
         distribution = "fastdeploy_ops",
         extension = extension,
+        jit_sources = "//python:jit_sources",
         summary = "CUDA kernels for LLM serving, built per GPU architecture",
         version = VERSION,
         **kwargs

@@ -14,4 +14,10 @@ namespace fdops::activation {
 cudaError_t launch_gelu_tanh(const void* input, void* out, DType dtype, int64_t numel,
                              cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_gelu_tanh) gelu_tanh;
+};
+
 }  // namespace fdops::activation

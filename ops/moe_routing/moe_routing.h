@@ -48,4 +48,13 @@ cudaError_t launch_moe_topk_select(const float* gating_logits, const float* bias
                                    int num_experts, int topk, bool apply_norm_weight, bool fused,
                                    cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_grouped_topk) grouped_topk;
+  decltype(&launch_noaux_tc) noaux_tc;
+  decltype(&launch_fused_cast_sigmoid_bias) fused_cast_sigmoid_bias;
+  decltype(&launch_moe_topk_select) moe_topk_select;
+};
+
 }  // namespace fdops::moe_routing

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/moe_routing/moe_routing.h"
 
 namespace fdops {
@@ -23,6 +24,9 @@ using binding::Tensor;
 using moe_routing::kMaxExperts;
 using moe_routing::kMaxGroups;
 using moe_routing::kMaxTopK;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<moe_routing::KernelTable> family_kernels("moe_routing");
 
 constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kFloat16,
                                                      DType::kBFloat16};
@@ -68,6 +72,7 @@ void grouped_topk(const Tensor& gating_output, const Tensor& e_score_correction_
                   int n_group, int topk_group, int topk, bool renormalize,
                   float routed_scaling_factor, std::uintptr_t stream) {
   const char* op = "grouped_topk";
+  const auto& table = family_kernels.table(op);
   const DType dtype = check_dtype(op, "gating_output", gating_output, kFloatTypes);
   check_rank(op, "gating_output", gating_output, {2});
   const int64_t tokens = dim(gating_output, 0), experts = dim(gating_output, 1);
@@ -86,7 +91,7 @@ void grouped_topk(const Tensor& gating_output, const Tensor& e_score_correction_
                                              {"topk_indices", &topk_indices}});
   if (tokens == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, moe_routing::launch_grouped_topk(
+  check_launch(op, table.grouped_topk(
                        gating_output.data(), dtype,
                        static_cast<const float*>(e_score_correction_bias.data()),
                        static_cast<float*>(scores.data()), static_cast<float*>(topk_values.data()),
@@ -99,6 +104,7 @@ void noaux_tc(const Tensor& scores, const Tensor& scores_with_bias, const Tensor
               const Tensor& topk_indices, int n_group, int topk_group, int topk, bool renormalize,
               float routed_scaling_factor, std::uintptr_t stream) {
   const char* op = "noaux_tc";
+  const auto& table = family_kernels.table(op);
   check_dtype(op, "scores", scores, {DType::kFloat32});
   check_rank(op, "scores", scores, {2});
   const int64_t tokens = dim(scores, 0), experts = dim(scores, 1);
@@ -115,7 +121,7 @@ void noaux_tc(const Tensor& scores, const Tensor& scores_with_bias, const Tensor
                                              {"topk_indices", &topk_indices}});
   if (tokens == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, moe_routing::launch_noaux_tc(
+  check_launch(op, table.noaux_tc(
                        static_cast<float*>(scores.data()),
                        static_cast<const float*>(scores_with_bias.data()),
                        static_cast<float*>(topk_values.data()),
@@ -127,6 +133,7 @@ void noaux_tc(const Tensor& scores, const Tensor& scores_with_bias, const Tensor
 void fused_cast_sigmoid_bias(const Tensor& input, const Tensor& bias, const Tensor& scores,
                              const Tensor& scores_with_bias, std::uintptr_t stream) {
   const char* op = "fused_cast_sigmoid_bias";
+  const auto& table = family_kernels.table(op);
   const DType in_dtype = check_dtype(op, "input", input, kFloatTypes);
   check_rank(op, "input", input, {2});
   const int64_t tokens = dim(input, 0), experts = dim(input, 1);
@@ -143,7 +150,7 @@ void fused_cast_sigmoid_bias(const Tensor& input, const Tensor& bias, const Tens
                                              {"scores_with_bias", &scores_with_bias}});
   if (tokens == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, moe_routing::launch_fused_cast_sigmoid_bias(
+  check_launch(op, table.fused_cast_sigmoid_bias(
                        input.data(), in_dtype, static_cast<const float*>(bias.data()),
                        scores.data(), scores_with_bias.data(), out_dtype, tokens,
                        static_cast<int>(experts), binding::as_stream(stream)));
@@ -153,6 +160,7 @@ void moe_topk_select(const Tensor& gating_logits, std::optional<Tensor> bias,
                      const Tensor& topk_ids, const Tensor& topk_weights, bool apply_norm_weight,
                      bool enable_softmax_top_k_fused, std::uintptr_t stream) {
   const char* op = "moe_topk_select";
+  const auto& table = family_kernels.table(op);
   check_dtype(op, "gating_logits", gating_logits, {DType::kFloat32});
   check_rank(op, "gating_logits", gating_logits, {2, 3});
   const int64_t experts = dim(gating_logits, gating_logits.ndim() - 1);
@@ -184,7 +192,7 @@ void moe_topk_select(const Tensor& gating_logits, std::optional<Tensor> bias,
                                      {"topk_weights", &topk_weights}});
   if (rows == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, moe_routing::launch_moe_topk_select(
+  check_launch(op, table.moe_topk_select(
                        static_cast<const float*>(gating_logits.data()),
                        bias ? static_cast<const float*>(bias->data()) : nullptr,
                        static_cast<int64_t*>(topk_ids.data()),

@@ -47,4 +47,11 @@ cudaError_t launch_token_penalty_once(const int64_t* pre_ids, const void* logits
                                       DType penalty_dtype, int64_t bs, int64_t vocab_size,
                                       int64_t num_ids, cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_token_penalty_multi_scores) token_penalty_multi_scores;
+  decltype(&launch_token_penalty_once) token_penalty_once;
+};
+
 }  // namespace fdops::penalty

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/penalty/penalty.h"
 
 namespace fdops {
@@ -17,6 +18,9 @@ using binding::check_rank;
 using binding::describe_shape;
 using binding::dim;
 using binding::Tensor;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<penalty::KernelTable> family_kernels("penalty");
 
 constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kFloat16,
                                                      DType::kBFloat16};
@@ -55,6 +59,7 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
                                     const Tensor& min_dec_lens, const Tensor& eos_token_id,
                                     const Tensor& workspace, std::uintptr_t stream) {
   const char* op = "get_token_penalty_multi_scores";
+  const auto& table = family_kernels.table(op);
   int64_t bs = 0, vocab = 0;
   const DType dtype = check_logits(op, logits, &bs, &vocab);
   const int64_t max_model_len = check_rows(op, "token_ids_all", token_ids_all, bs);
@@ -95,7 +100,7 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
                                              {"workspace", &workspace}});
   if (bs == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, penalty::launch_token_penalty_multi_scores(
+  check_launch(op, table.token_penalty_multi_scores(
                        static_cast<const int64_t*>(token_ids_all.data()), logits.data(), dtype,
                        static_cast<const float*>(penalty_scores.data()),
                        static_cast<const float*>(frequency_scores.data()),
@@ -115,6 +120,7 @@ void get_token_penalty_once(const Tensor& pre_ids, const Tensor& logits,
                             const Tensor& penalty_scores, const Tensor& out,
                             std::uintptr_t stream) {
   const char* op = "get_token_penalty_once";
+  const auto& table = family_kernels.table(op);
   int64_t bs = 0, vocab = 0;
   const DType dtype = check_logits(op, logits, &bs, &vocab);
   const int64_t num_ids = check_rows(op, "pre_ids", pre_ids, bs);
@@ -137,7 +143,7 @@ void get_token_penalty_once(const Tensor& pre_ids, const Tensor& logits,
                                              {"out", &out}});
   if (bs == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, penalty::launch_token_penalty_once(
+  check_launch(op, table.token_penalty_once(
                        static_cast<const int64_t*>(pre_ids.data()), logits.data(), out.data(),
                        dtype, penalty_scores.data(), penalty_dtype, bs, vocab, num_ids,
                        binding::as_stream(stream)));

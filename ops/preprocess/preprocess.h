@@ -83,4 +83,13 @@ struct StopValueArgs {
 // Stop flags and token rewrites for EOS, stop tokens, stop sequences and min/max length.
 cudaError_t launch_set_stop_value_multi_ends(const StopValueArgs& args, cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_get_padding_offset) get_padding_offset;
+  decltype(&launch_rebuild_padding) rebuild_padding;
+  decltype(&launch_set_value_by_flags_and_idx) set_value_by_flags_and_idx;
+  decltype(&launch_set_stop_value_multi_ends) set_stop_value_multi_ends;
+};
+
 }  // namespace fdops::preprocess

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/preprocess/preprocess.h"
 
 namespace fdops {
@@ -25,6 +26,9 @@ using binding::check_shape;
 using binding::describe_shape;
 using binding::dim;
 using binding::Tensor;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<preprocess::KernelTable> family_kernels("preprocess");
 
 constexpr int64_t kInt32Max = INT32_MAX;
 
@@ -60,6 +64,7 @@ void get_padding_offset(const Tensor& input_ids, int64_t token_num, const Tensor
                         const Tensor& cu_seqlens_q, const Tensor& cu_seqlens_k,
                         std::uintptr_t stream) {
   const char* op = "get_padding_offset";
+  const auto& table = family_kernels.table(op);
   check_dtype(op, "input_ids", input_ids, {DType::kInt64});
   check_rank(op, "input_ids", input_ids, {2});
   const int64_t batch = dim(input_ids, 0), max_len = dim(input_ids, 1);
@@ -88,7 +93,7 @@ void get_padding_offset(const Tensor& input_ids, int64_t token_num, const Tensor
                                              {"cu_seqlens_k", &cu_seqlens_k}});
   // B = 0 still writes cu_seqlens = [0] (two 4-byte memsets, no kernel).
   binding::DeviceGuard guard(op, device);
-  check_launch(op, preprocess::launch_get_padding_offset(
+  check_launch(op, table.get_padding_offset(
                        static_cast<const int64_t*>(input_ids.data()),
                        static_cast<const int32_t*>(seq_len.data()),
                        static_cast<int64_t*>(x_remove_padding.data()),
@@ -104,6 +109,7 @@ void rebuild_padding(const Tensor& tmp_out, const Tensor& cu_seqlens_q,
                      std::optional<Tensor> first_token_out, const Tensor& out,
                      int64_t max_input_length, bool enable_logprob, std::uintptr_t stream) {
   const char* op = "rebuild_padding";
+  const auto& table = family_kernels.table(op);
   const DType dtype = check_dtype(op, "tmp_out", tmp_out,
                                   {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
   check_rank(op, "tmp_out", tmp_out, {2});
@@ -151,7 +157,7 @@ void rebuild_padding(const Tensor& tmp_out, const Tensor& cu_seqlens_q,
     check_cuda_tensors(op, {{"tmp_out", &tmp_out}, {"first_token_out", &*first_token_out}});
   if (out_rows == 0 || hidden == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, preprocess::launch_rebuild_padding(
+  check_launch(op, table.rebuild_padding(
                        tmp_out.data(), out.data(),
                        first_token_out ? first_token_out->data() : nullptr,
                        dtype, static_cast<const int32_t*>(cu_seqlens_q.data()),
@@ -170,6 +176,7 @@ void set_value_by_flags_and_idx(const Tensor& pre_ids_all, const Tensor& input_i
                                 const Tensor& seq_lens_decoder, const Tensor& step_idx,
                                 const Tensor& stop_flags, std::uintptr_t stream) {
   const char* op = "set_value_by_flags_and_idx";
+  const auto& table = family_kernels.table(op);
   check_dtype(op, "seq_lens_this_time", seq_lens_this_time, {DType::kInt32});
   const int64_t batch = vector_length(op, "seq_lens_this_time", seq_lens_this_time, "bs");
   check_batched(op, "pre_ids_all", pre_ids_all, DType::kInt64, 2, batch, "[bs, L]");
@@ -187,7 +194,7 @@ void set_value_by_flags_and_idx(const Tensor& pre_ids_all, const Tensor& input_i
                                              {"stop_flags", &stop_flags}});
   if (batch == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, preprocess::launch_set_value_by_flags_and_idx(
+  check_launch(op, table.set_value_by_flags_and_idx(
                        static_cast<int64_t*>(pre_ids_all.data()),
                        static_cast<const int64_t*>(input_ids.data()),
                        static_cast<const int32_t*>(seq_lens_encoder.data()),
@@ -206,6 +213,7 @@ void set_stop_value_multi_ends(const Tensor& topk_ids, const Tensor& stop_flags,
                                const Tensor& max_tokens, bool beam_search,
                                bool prefill_one_step_stop, std::uintptr_t stream) {
   const char* op = "set_stop_value_multi_ends";
+  const auto& table = family_kernels.table(op);
   check_dtype(op, "topk_ids", topk_ids, {DType::kInt64});
   const int64_t batch = vector_length(op, "topk_ids", topk_ids, "bs");
   check_per_row(op, "stop_flags", stop_flags, DType::kBool, batch);
@@ -262,7 +270,7 @@ void set_stop_value_multi_ends(const Tensor& topk_ids, const Tensor& stop_flags,
   args.beam_search = beam_search;
   args.prefill_one_step_stop = prefill_one_step_stop;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, preprocess::launch_set_stop_value_multi_ends(args, binding::as_stream(stream)));
+  check_launch(op, table.set_stop_value_multi_ends(args, binding::as_stream(stream)));
 }
 
 }  // namespace

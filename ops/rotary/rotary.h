@@ -30,4 +30,10 @@ cudaError_t launch_fused_rotary_position_encoding(void* query, void* key, DType 
                                                   int rot_dim, int64_t max_position, bool is_neox,
                                                   cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_fused_rotary_position_encoding) fused_rotary_position_encoding;
+};
+
 }  // namespace fdops::rotary

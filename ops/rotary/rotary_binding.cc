@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/rotary/rotary.h"
 
 namespace fdops {
@@ -20,6 +21,9 @@ using binding::check_rank;
 using binding::describe_shape;
 using binding::dim;
 using binding::Tensor;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<rotary::KernelTable> family_kernels("rotary");
 
 // q or k: [T, H, head_size] or [T, H * head_size] with T = num_tokens; returns H (>= 1).
 int64_t check_heads(const char* op, const char* arg, const Tensor& t, int64_t num_tokens,
@@ -45,6 +49,7 @@ void fused_rotary_position_encoding(const Tensor& query, std::optional<Tensor> k
                                     const Tensor& position_ids, const Tensor& cos_sin_cache,
                                     int64_t head_size, bool is_neox, std::uintptr_t stream) {
   const char* op = "fused_rotary_position_encoding";
+  const auto& table = family_kernels.table(op);
   const DType dtype =
       check_dtype(op, "query", query, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
   check_arg(head_size >= 2 && head_size <= INT32_MAX, op, "head_size", "be between 2 and 2^31-1",
@@ -83,7 +88,7 @@ void fused_rotary_position_encoding(const Tensor& query, std::optional<Tensor> k
                                     {"cos_sin_cache", &cos_sin_cache}});
   if (num_tokens == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, rotary::launch_fused_rotary_position_encoding(
+  check_launch(op, table.fused_rotary_position_encoding(
                        query.data(), key ? key->data() : nullptr, dtype,
                        static_cast<const int32_t*>(position_ids.data()), cos_sin_cache.data(),
                        num_tokens, static_cast<int>(num_heads), static_cast<int>(num_kv_heads),

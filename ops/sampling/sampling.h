@@ -43,4 +43,12 @@ cudaError_t launch_top_k_top_p_sampling_from_probs(const float* probs, TopK top_
                                                    int64_t* samples, int64_t rows, int vocab,
                                                    cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_top_k_renorm_probs) top_k_renorm_probs;
+  decltype(&launch_top_p_renorm_probs) top_p_renorm_probs;
+  decltype(&launch_top_k_top_p_sampling_from_probs) top_k_top_p_sampling_from_probs;
+};
+
 }  // namespace fdops::sampling

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/sampling/sampling.h"
 
 namespace fdops {
@@ -23,6 +24,9 @@ using binding::dim;
 using binding::NamedTensor;
 using binding::Tensor;
 using sampling::kMaxVocab;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<sampling::KernelTable> family_kernels("sampling");
 
 // probs: fp32 [B, V] with 1 <= V <= kMaxVocab. Returns {B, V}.
 std::pair<int64_t, int64_t> check_probs(const char* op, const Tensor& probs) {
@@ -89,6 +93,7 @@ int check_devices(const char* op, const Tensor& probs, const char* param_name,
 void top_k_renorm_probs(const Tensor& probs, std::optional<Tensor> top_k, int64_t top_k_scalar,
                         const Tensor& renorm_probs, std::uintptr_t stream) {
   const char* op = "top_k_renorm_probs";
+  const auto& table = family_kernels.table(op);
   const auto [rows, vocab] = check_probs(op, probs);
   const sampling::TopK k = check_top_k(op, top_k, top_k_scalar, rows);
   check_dtype(op, "renorm_probs", renorm_probs, {DType::kFloat32});
@@ -97,7 +102,7 @@ void top_k_renorm_probs(const Tensor& probs, std::optional<Tensor> top_k, int64_
                                    renorm_probs);
   if (rows == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, sampling::launch_top_k_renorm_probs(
+  check_launch(op, table.top_k_renorm_probs(
                        static_cast<const float*>(probs.data()), k,
                        static_cast<float*>(renorm_probs.data()), rows, static_cast<int>(vocab),
                        binding::as_stream(stream)));
@@ -106,6 +111,7 @@ void top_k_renorm_probs(const Tensor& probs, std::optional<Tensor> top_k, int64_
 void top_p_renorm_probs(const Tensor& probs, std::optional<Tensor> top_p, float top_p_scalar,
                         const Tensor& renorm_probs, std::uintptr_t stream) {
   const char* op = "top_p_renorm_probs";
+  const auto& table = family_kernels.table(op);
   const auto [rows, vocab] = check_probs(op, probs);
   const sampling::TopP p = check_top_p(op, top_p, top_p_scalar, rows);
   check_dtype(op, "renorm_probs", renorm_probs, {DType::kFloat32});
@@ -114,7 +120,7 @@ void top_p_renorm_probs(const Tensor& probs, std::optional<Tensor> top_p, float 
                                    renorm_probs);
   if (rows == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, sampling::launch_top_p_renorm_probs(
+  check_launch(op, table.top_p_renorm_probs(
                        static_cast<const float*>(probs.data()), p,
                        static_cast<float*>(renorm_probs.data()), rows, static_cast<int>(vocab),
                        binding::as_stream(stream)));
@@ -125,6 +131,7 @@ void top_k_top_p_sampling_from_probs(const Tensor& probs, std::optional<Tensor> 
                                      float top_p_scalar, uint64_t seed, uint64_t offset,
                                      const Tensor& samples, std::uintptr_t stream) {
   const char* op = "top_k_top_p_sampling_from_probs";
+  const auto& table = family_kernels.table(op);
   const auto [rows, vocab] = check_probs(op, probs);
   const sampling::TopK k = check_top_k(op, top_k, top_k_scalar, rows);
   const sampling::TopP p = check_top_p(op, top_p, top_p_scalar, rows);
@@ -133,7 +140,7 @@ void top_k_top_p_sampling_from_probs(const Tensor& probs, std::optional<Tensor> 
   const int device = check_devices(op, probs, "top_k", top_k, "top_p", top_p, "samples", samples);
   if (rows == 0) return;
   binding::DeviceGuard guard(op, device);
-  check_launch(op, sampling::launch_top_k_top_p_sampling_from_probs(
+  check_launch(op, table.top_k_top_p_sampling_from_probs(
                        static_cast<const float*>(probs.data()), k, p, seed, offset,
                        static_cast<int64_t*>(samples.data()), rows, static_cast<int>(vocab),
                        binding::as_stream(stream)));

@@ -76,4 +76,11 @@ struct UpdateParams {
 
 cudaError_t launch_speculate_update(const UpdateParams& p, cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_speculate_verify) speculate_verify;
+  decltype(&launch_speculate_update) speculate_update;
+};
+
 }  // namespace fdops::speculative

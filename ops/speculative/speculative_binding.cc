@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "ops/speculative/speculative.h"
 
 namespace fdops {
@@ -21,6 +22,9 @@ using binding::check_shape;
 using binding::dim;
 using binding::Tensor;
 using speculative::kMaxBatch;
+
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<speculative::KernelTable> family_kernels("speculative");
 
 constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
 
@@ -69,6 +73,7 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
                       bool enable_topp, bool benchmark_mode, bool accept_all_drafts, int mode,
                       bool prefill_one_step_stop, uint64_t seed, std::uintptr_t stream) {
   const char* op = "speculate_verify";
+  const auto& table = family_kernels.table(op);
   // Shapes: bs and D from accept_tokens, total and C from verify_tokens.
   check_dtype(op, "accept_tokens", accept_tokens, {DType::kInt64});
   check_rank(op, "accept_tokens", accept_tokens, {2});
@@ -168,7 +173,7 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
   p.prefill_one_step_stop = prefill_one_step_stop;
   p.seed = seed;
   binding::DeviceGuard guard(op, device);
-  binding::check_launch(op, speculative::launch_speculate_verify(p, binding::as_stream(stream)));
+  binding::check_launch(op, table.speculate_verify(p, binding::as_stream(stream)));
 }
 
 void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_decoder,
@@ -178,6 +183,7 @@ void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_dec
                       const Tensor& seq_lens_this_time, const Tensor& is_block_step,
                       const Tensor& stop_nums, std::uintptr_t stream) {
   const char* op = "speculate_update";
+  const auto& table = family_kernels.table(op);
   // max_bs from stop_flags (as upstream), D from draft_tokens.
   const int64_t batch = vector_length(op, "stop_flags", stop_flags, DType::kBool, "max_bs");
   check_vector(op, "seq_lens_encoder", seq_lens_encoder, DType::kInt32, batch, "max_bs");
@@ -235,7 +241,7 @@ void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_dec
   p.batch = static_cast<int>(batch);
   p.max_draft_tokens = static_cast<int>(width);
   binding::DeviceGuard guard(op, device);
-  binding::check_launch(op, speculative::launch_speculate_update(p, binding::as_stream(stream)));
+  binding::check_launch(op, table.speculate_update(p, binding::as_stream(stream)));
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ class Info(dict[str, Any]):
             lines.append(f"load error: {self['load_error']}")
         lines.append("ops: " + (", ".join(self["ops"]) or "none"))
         lines += [f"skipped: {family}: {reason}" for family, reason in self["skipped"].items()]
+        lines += [f"kernels: {family}: {where}" for family, where in self["kernels"].items()]
         return "\n".join(lines)
 
 
@@ -53,8 +54,9 @@ def info() -> Info:
     chosen, or why nothing was), ``load_error`` (why its import failed, else ``None``),
     ``device`` (``{"sm", "name", "count"}`` or ``None``), ``device_problem`` (why there is no
     device, else ``None``), ``driver_version`` (``cuDriverGetVersion``, ``None`` without driver),
-    ``ops`` (sorted op names of the loaded module) and ``skipped`` (``{family: reason}`` for the
-    families the chosen module was built without).
+    ``ops`` (sorted op names of the loaded module), ``skipped`` (``{family: reason}`` for the
+    families the chosen module was built without) and ``kernels`` (``{family: where its kernels
+    come from}``: built in, JIT-compiled for the GPU (or to be, on first use), PTX, unavailable).
 
     Probes the device and imports the chosen module on first use; never raises for a missing
     GPU or module.
@@ -77,6 +79,8 @@ def info() -> Info:
         driver_version=dev.driver_version,
         ops=loaded.ops if loaded else [],
         skipped={name: f.reason for name, f in manifest.skipped.items()} if manifest else {},
+        kernels=_loader.describe_kernels(
+            chosen, _loader.load_module()._kernel_families() if loaded else {}),
     )
 
 

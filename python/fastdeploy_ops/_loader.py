@@ -13,6 +13,7 @@ import functools
 import importlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,9 @@ __all__ = [
     "Manifest",
     "Selection",
     "describe_driver",
+    "describe_kernels",
     "get_op",
+    "kernel_plan",
     "load_module",
     "package_version",
     "parse_forced_sm",
@@ -245,29 +248,126 @@ def load_module() -> ModuleType:
         ) from exc
 
 
+def kernel_plan(manifest: Manifest, family: Family, device_sm: int | None, forced: bool) -> str:
+    """Where ``family``'s kernels come from: ``"builtin"``, ``"jit"`` or ``"unavailable"``.
+
+    Ahead-of-time kernels that run natively (module of the device's major version) are used
+    as they are. A family the module skipped, or one the module only reaches through PTX, is
+    JIT-compiled for the device's SM, unless the GPU is below the family's minimum SM. With
+    ``FASTDEPLOY_OPS_SM`` (tests rely on the forced module's exact content) or without a GPU
+    the module is used as it is.
+    """
+    present = family.name in manifest.families
+    if forced or device_sm is None:
+        return "builtin" if present else "unavailable"
+    if family.min_sm > device_sm:
+        return "unavailable"
+    if present and manifest.sm // 10 == device_sm // 10:
+        return "builtin"
+    return "jit"
+
+
+def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str, str]:
+    """``{family: where its kernels come from here}``, as ``info()`` reports it.
+
+    ``origins`` is the loaded module's ``_kernel_families()`` (empty when it is not loaded).
+    Nothing is compiled: a family the JIT would build says so until its first use.
+    """
+    from . import jit
+
+    manifest, device_sm = chosen.manifest, chosen.device.sm
+    if manifest is None:
+        return {}
+    described = {}
+    for name, family in sorted({**manifest.families, **manifest.skipped}.items()):
+        plan = kernel_plan(manifest, family, device_sm, chosen.forced_sm is not None)
+        origin = origins.get(name, "")
+        if origin not in ("", "builtin"):
+            described[name] = f"JIT-compiled for sm_{device_sm}: {origin}"
+        elif plan == "builtin":
+            described[name] = f"built into {manifest.module}"
+        elif plan == "unavailable":
+            described[name] = f"unavailable ({family.reason or f'requires SM{family.min_sm}+'})"
+        elif jit.enabled() and name not in _JIT_FAILED:
+            described[name] = f"JIT-compiled for sm_{device_sm} on first use"
+        else:
+            why = f"JIT failed: {_JIT_FAILED[name]}" if name in _JIT_FAILED else f"{jit.ENV_JIT}=0"
+            present = name in manifest.families
+            described[name] = f"{manifest.module}'s PTX ({why})" if present else (
+                f"unavailable ({why})")
+    return described
+
+
+@functools.cache
 def get_op(family: str, op: str) -> Callable[..., None]:
     """The compiled function ``op`` of ``family`` from the loaded module.
 
-    This is the one place where family modules find their kernels.
+    This is the one place where family modules find their kernels; the result is cached per op,
+    so after the first call (which may JIT-compile the family, see :func:`kernel_plan`) it
+    costs one dictionary lookup.
 
     Raises:
         DeviceUnavailableError: no usable module (no GPU, no driver, nothing fits, import failed).
-        OpUnavailableError: the loaded module does not contain ``family``.
+        OpUnavailableError: the loaded module has no kernels of ``family`` for this GPU and
+            none can be JIT-compiled.
     """
     chosen = selection()
     manifest = chosen.manifest
     if manifest is None:
         raise DeviceUnavailableError(op, chosen.reason)
-    if op not in manifest.ops:
+    declared = manifest.families.get(family) or manifest.skipped.get(family)
+    if declared is None or op not in declared.ops:
+        raise _unavailable(chosen, manifest, family, op)
+    plan = kernel_plan(manifest, declared, chosen.device.sm, chosen.forced_sm is not None)
+    if plan == "unavailable":
         raise _unavailable(chosen, manifest, family, op)
     try:
         module = load_module()
     except DeviceUnavailableError as exc:
         raise DeviceUnavailableError(op, exc.reason) from exc
+    if plan == "jit":
+        problem = _jit_problem(family, chosen.device.sm)
+        if problem is not None and family in manifest.skipped:
+            raise _unavailable(chosen, manifest, family, op, jit_problem=problem)
+        if problem is not None:
+            _warn_ptx(manifest.module, family, problem)
     return getattr(module, op)
 
 
-def _unavailable(chosen: Selection, manifest: Manifest, family: str, op: str) -> OpUnavailableError:
+# Families whose JIT compile or load failed in this process, and why (for info()).
+_JIT_FAILED: dict[str, str] = {}
+
+
+@functools.cache
+def _jit_problem(family: str, device_sm: int) -> str | None:
+    """Load JIT-compiled kernels of ``family`` for ``device_sm`` into the module (once per
+    family); ``None`` on success, else why not."""
+    from . import jit  # only processes that need it pay for the import
+
+    if not jit.enabled():
+        return f"{jit.ENV_JIT}=0"
+    try:
+        library = jit.kernel_library(family, device_sm)
+        load_module()._load_kernel_library(family, str(library), replace=True)
+    except (jit.CompilerNotFoundError, jit.JitError, RuntimeError, ValueError) as exc:
+        _JIT_FAILED[family] = str(exc)
+        return str(exc)
+    return None
+
+
+@functools.cache  # once per family
+def _warn_ptx(module: str, family: str, problem: str) -> None:
+    warnings.warn(
+        f"fastdeploy_ops: '{family}' runs from {module}'s PTX, which the driver "
+        f"compiles for this GPU (slower kernels than native ones), because JIT compilation is "
+        f"unavailable: {problem}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _unavailable(chosen: Selection, manifest: Manifest, family: str, op: str,
+                 jit_problem: str | None = None) -> OpUnavailableError:
     having = sorted(sm for sm, m in chosen.manifests.items() if family in m.families)
     declared = [
         m.families.get(family) or m.skipped.get(family) for m in chosen.manifests.values()
@@ -283,4 +383,5 @@ def _unavailable(chosen: Selection, manifest: Manifest, family: str, op: str) ->
         reason=skipped.reason if skipped else None,
         alternatives=having,
         forced=chosen.forced_sm is not None,
+        jit_problem=jit_problem,
     )

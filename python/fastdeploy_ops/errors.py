@@ -39,6 +39,8 @@ class OpUnavailableError(RuntimeError):
         reason: the skip reason recorded in the module's manifest, if any.
         alternatives: SMs of other modules in this wheel that contain the family.
         forced: whether the module was chosen with ``FASTDEPLOY_OPS_SM``.
+        jit_problem: why ``fastdeploy_ops.jit`` could not compile the family for this GPU
+            (``None`` when it was not tried).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class OpUnavailableError(RuntimeError):
         reason: str | None = None,
         alternatives: Sequence[int] = (),
         forced: bool = False,
+        jit_problem: str | None = None,
     ) -> None:
         self.op = op
         self.family = family
@@ -60,6 +63,7 @@ class OpUnavailableError(RuntimeError):
         self.reason = reason
         self.alternatives = tuple(alternatives)
         self.forced = forced
+        self.jit_problem = jit_problem
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -87,6 +91,12 @@ class OpUnavailableError(RuntimeError):
         if self.forced and self.alternatives:
             others = ", ".join(str(sm) for sm in self.alternatives)
             hints.append(f"unset FASTDEPLOY_OPS_SM or set it to one of: {others}")
+        if self.jit_problem is not None:
+            hints.append(
+                f"let fastdeploy_ops.jit compile it for this GPU (it could not: "
+                f"{self.jit_problem}; it needs FASTDEPLOY_OPS_JIT unset or 1 and an nvcc from "
+                f"FASTDEPLOY_OPS_NVCC, CUDA_HOME, PATH or the nvidia-cuda-nvcc package)"
+            )
         target = self.device_sm if self.device_sm is not None else self.required_sm
         if target is not None:
             hints.append(f"build the wheel with --config=sm{target}")

@@ -11,4 +11,10 @@ namespace fdops::gated_demo {
 cudaError_t launch_warp_sum(const int32_t* input, int32_t* out, int64_t warps,
                             cudaStream_t stream);
 
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
+struct KernelTable {
+  static constexpr uint32_t kAbi = 1;
+  decltype(&launch_warp_sum) warp_sum;
+};
+
 }  // namespace fdops::gated_demo

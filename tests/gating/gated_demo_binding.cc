@@ -2,6 +2,7 @@
 #include <string>
 
 #include "ops/common/binding.h"
+#include "ops/common/kernel_registry.h"
 #include "tests/gating/gated_demo.h"
 
 namespace fdops {
@@ -10,8 +11,12 @@ namespace {
 namespace nb = nanobind;
 using binding::Tensor;
 
+// This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
+kernels::Family<gated_demo::KernelTable> family_kernels("gated_demo");
+
 void gated_demo_warp_sum(const Tensor& input, const Tensor& out, std::uintptr_t stream) {
   const char* op = "gated_demo_warp_sum";
+  const auto& table = family_kernels.table(op);
   binding::check_dtype(op, "input", input, {DType::kInt32});
   binding::check_rank(op, "input", input, {1});
   const int64_t n = binding::dim(input, 0);
@@ -22,9 +27,9 @@ void gated_demo_warp_sum(const Tensor& input, const Tensor& out, std::uintptr_t 
   const int device = binding::check_cuda_tensors(op, {{"input", &input}, {"out", &out}});
   if (n == 0) return;
   binding::DeviceGuard guard(op, device);
-  binding::check_launch(op, gated_demo::launch_warp_sum(static_cast<const int32_t*>(input.data()),
-                                                        static_cast<int32_t*>(out.data()), n / 32,
-                                                        binding::as_stream(stream)));
+  binding::check_launch(op, table.warp_sum(static_cast<const int32_t*>(input.data()),
+                                           static_cast<int32_t*>(out.data()), n / 32,
+                                           binding::as_stream(stream)));
 }
 
 }  // namespace

@@ -99,7 +99,8 @@ def _forced_module(sm: int):
 
         monkeypatch.setenv(_loader.ENV_FORCE_SM, str(sm))
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-        caches = (_device.probe, _loader.selection, _loader.load_module)
+        caches = (_device.probe, _loader.selection, _loader.load_module, _loader.get_op,
+                  _loader._jit_problem)
         for cache in caches:
             cache.cache_clear()
         yield

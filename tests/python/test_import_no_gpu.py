@@ -50,7 +50,7 @@ def test_info_says_there_is_no_gpu(run_python) -> None:
     assert out["device_problem"]
     assert out["module"] is None and out["module_sm"] is None and out["forced_sm"] is None
     assert "no GPU" in out["reason"] or "no _ops_smNN" in out["reason"]
-    assert out["ops"] == []
+    assert out["ops"] == [] and out["kernels"] == {}
     assert "device: none" in out["str"]
 
 
@@ -83,6 +83,12 @@ def test_forced_sm70_loads_without_gpu(run_python, compiled_modules: Path) -> No
     for family, reason in out["skipped"].items():  # families that need more than SM70
         assert reason.endswith(", this module is sm70"), reason
         assert f"skipped: {family}: {reason}" in out["str"]
+    # A forced module is used as it is (never JIT): its own kernels, or none.
+    for family, where in out["kernels"].items():
+        expected = f"unavailable ({out['skipped'][family]})" if family in out["skipped"] else (
+            "built into _ops_sm70")
+        assert where == expected, (family, where)
+    assert "kernels: activation: built into _ops_sm70" in out["str"]
 
 
 def test_forced_sm70_gelu_tanh_reaches_the_binding(run_python, compiled_modules: Path) -> None:

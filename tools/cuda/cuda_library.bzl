@@ -3,7 +3,7 @@
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain", "use_cpp_toolchain")
 load("//tools/cuda:nvcc_flags.bzl", "NVCC_FLAGS", "gencode")
-load("//tools/cuda:providers.bzl", "CudaToolkitInfo")
+load("//tools/cuda:providers.bzl", "CudaSourcesInfo", "CudaToolkitInfo")
 
 def current_arch(ctx):
     """The SM of this configuration as an int, or 0 outside the per-SM transition."""
@@ -66,9 +66,15 @@ def _cuda_library_impl(ctx):
         compilation_contexts = [own_headers] + [c.compilation_context for c in dep_cc_infos],
     )
 
+    sources = CudaSourcesInfo(
+        srcs = ctx.files.srcs,
+        headers = compilation_context.headers,
+        copts = ctx.attr.copts,
+    )
+
     # Outside the transition, or below min_sm, the library contributes only its headers.
     if arch == 0 or arch < ctx.attr.min_sm:
-        return [CcInfo(compilation_context = compilation_context)]
+        return [CcInfo(compilation_context = compilation_context), sources]
 
     objects = [_compile(ctx, toolkit, arch, src, compilation_context) for src in ctx.files.srcs]
     feature_configuration = cc_common.configure_features(
@@ -93,6 +99,7 @@ def _cuda_library_impl(ctx):
     return [
         CcInfo(compilation_context = compilation_context, linking_context = linking_context),
         DefaultInfo(files = depset(objects)),
+        sources,
     ]
 
 cuda_library = rule(
@@ -101,7 +108,8 @@ cuda_library = rule(
 
 Each source is one nvcc action for the SM that the per-SM transition put in //tools/cuda:arch
 (SASS for it plus PTX). Returns CcInfo, so cc rules can depend on it. Outside the transition or
-below min_sm it compiles nothing and provides only its headers.""",
+below min_sm it compiles nothing and provides only its headers. CudaSourcesInfo describes the
+sources for a compiler outside Bazel (fastdeploy_ops.jit).""",
     attrs = {
         "srcs": attr.label_list(allow_files = [".cu"]),
         "hdrs": attr.label_list(allow_files = [".h", ".cuh"]),

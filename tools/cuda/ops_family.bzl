@@ -1,7 +1,13 @@
 """ops_family: a kernel family (device code plus its nanobind binding) and its SM gate."""
 
 load("//tools/cuda:cuda_library.bzl", "cuda_library", "current_arch")
-load("//tools/cuda:providers.bzl", "FamilyBindingInfo", "FamilyInfo")
+load(
+    "//tools/cuda:providers.bzl",
+    "CudaSourcesInfo",
+    "FamilyBindingInfo",
+    "FamilyInfo",
+    "FamilySourcesInfo",
+)
 
 def _ops_family_impl(ctx):
     arch = current_arch(ctx)
@@ -21,6 +27,12 @@ def _ops_family_impl(ctx):
             name = ctx.attr.family,
             cc_info = ctx.attr.binding[CcInfo],
         ),
+        FamilySourcesInfo(
+            name = ctx.attr.family,
+            min_sm = ctx.attr.min_sm,
+            ops = ctx.attr.ops,
+            sources = ctx.attr.kernels[CudaSourcesInfo],
+        ),
     ]
 
 _ops_family = rule(
@@ -29,7 +41,7 @@ _ops_family = rule(
         "family": attr.string(mandatory = True),
         "ops": attr.string_list(mandatory = True),
         "min_sm": attr.int(mandatory = True),
-        "kernels": attr.label(mandatory = True, providers = [CcInfo]),
+        "kernels": attr.label(mandatory = True, providers = [CcInfo, CudaSourcesInfo]),
         "binding": attr.label(mandatory = True, providers = [CcInfo]),
         "_arch": attr.label(default = "//tools/cuda:arch"),
     },

@@ -32,3 +32,22 @@ CudaToolkitInfo = provider(
         "all_files": "depset of every toolkit file a CUDA action needs.",
     },
 )
+
+CudaSourcesInfo = provider(
+    doc = "What compiles a cuda_library for any SM: its sources, headers and extra nvcc flags.",
+    fields = {
+        "srcs": "list of the .cu Files.",
+        "headers": "depset of the header Files its sources may include (own and deps').",
+        "copts": "Extra nvcc flags (after NVCC_FLAGS).",
+    },
+)
+
+FamilySourcesInfo = provider(
+    doc = "A kernel family's sources, as fastdeploy_ops.jit compiles them at run time.",
+    fields = {
+        "name": "Family name.",
+        "min_sm": "Lowest SM the family runs on.",
+        "ops": "Names of the family's ops.",
+        "sources": "CudaSourcesInfo of the family's kernels.",
+    },
+)

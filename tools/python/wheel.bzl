@@ -1,5 +1,6 @@
 """ops_wheel: the installable wheel of the Python package and its per-SM extension modules."""
 
+load("//tools/python:jit_sources.bzl", "JitSourcesInfo")
 load("//tools/python:ops_extension.bzl", "OpsExtensionInfo")
 
 def _package_path(file, strip_prefix):
@@ -15,6 +16,8 @@ def _ops_wheel_impl(ctx):
     for sm in extension.modules:
         for f in [extension.modules[sm], extension.manifests[sm]]:
             entries["{}/{}".format(extension.package_dir, f.basename)] = f
+    if ctx.attr.jit_sources:
+        entries.update(ctx.attr.jit_sources[JitSourcesInfo].files)
 
     out_dir = ctx.actions.declare_directory(ctx.label.name)
     args = ctx.actions.args()
@@ -49,6 +52,10 @@ and the build fails above glibc_policy. Equal inputs give a byte-identical wheel
         "srcs": attr.label_list(allow_files = True, doc = "Python package files."),
         "strip_prefix": attr.string(doc = "Leading folder of srcs that is not part of their wheel path."),
         "extension": attr.label(mandatory = True, providers = [OpsExtensionInfo]),
+        "jit_sources": attr.label(
+            providers = [JitSourcesInfo],
+            doc = "Kernel sources for fastdeploy_ops.jit (a jit_sources target).",
+        ),
         "distribution": attr.string(mandatory = True),
         "version": attr.string(mandatory = True),
         "summary": attr.string(mandatory = True),

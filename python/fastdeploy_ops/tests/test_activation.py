@@ -6,8 +6,9 @@ computed in fp32 exactly as written (numpy, no fused multiply-add) and ``t``, ``
 product in float64, so what remains is the kernel's tanh, its fp32 roundings, and a possibly
 fused multiply-add inside ``a``.
 
-Tolerance. How the kernel evaluates tanh depends on the SM the loaded module was compiled for,
-so the relative error ``d`` allowed in ``t`` does too:
+Tolerance. How the kernel evaluates tanh depends on the SM it was compiled for (the loaded
+module's, or the GPU's when fastdeploy_ops.jit compiled it), so the relative error ``d``
+allowed in ``t`` does too:
 
 - sm75 and newer modules: PTX ``tanh.approx.f32`` (one MUFU.TANH instruction, FastDeploy's
   choice), relative error about 2**-10.7 (PTX ISA): ``TANH_APPROX_REL_ERROR``.
@@ -45,8 +46,13 @@ _CUBIC = np.float32(0.044715)
 
 
 def module_sm() -> int:
-    """The SM the loaded module was compiled for (70 when FASTDEPLOY_OPS_SM=70 forces it)."""
-    return int(fastdeploy_ops.info()["module_sm"])
+    """The SM gelu_tanh's kernels were compiled for: the loaded module's (70 when
+    FASTDEPLOY_OPS_SM=70 forces it), or the GPU's when fastdeploy_ops.jit compiles them (a
+    wheel without a module of the GPU's major version)."""
+    info = fastdeploy_ops.info()
+    if info["kernels"].get("activation", "").startswith("JIT-compiled for"):
+        return int(info["device"]["sm"])
+    return int(info["module_sm"])
 
 
 def tanh_rel_error(sm: int) -> float:

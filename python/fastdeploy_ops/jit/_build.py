@@ -1,0 +1,186 @@
+"""Compiling one family's kernel library for one SM into the cache (once, across processes)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._cache import ENV_CACHE, Entry, cache_dir, entries, entry_for, key_inputs, locked
+from ._compiler import Compiler
+from ._sources import FamilySources, SourceTree
+
+__all__ = ["Build", "JitError", "build"]
+
+# Seconds one kernel source takes to compile when nothing better is known (a family's earlier
+# builds in the cache are a better estimate).
+_SECONDS_PER_SOURCE = 15.0
+
+
+class JitError(RuntimeError):
+    """A kernel library could not be built; ``log`` is the compile log, when one was written."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        self.log = log
+        super().__init__(message + (f" (compile log: {log})" if log else ""))
+
+
+@dataclass(frozen=True)
+class Build:
+    """The outcome of :func:`build`.
+
+    Attributes:
+        entry: the cache entry; ``entry.library`` is the shared object to load.
+        compiled: whether this call compiled it (``False``: it was in the cache).
+        seconds: time spent in this call (compile, or verification and waiting).
+        replaced: why a previous entry of the same key was removed, if one was.
+    """
+
+    entry: Entry
+    compiled: bool
+    seconds: float
+    replaced: str | None = None
+
+
+def gencode(sm: int) -> str:
+    """SASS for exactly ``sm`` (no PTX: the library is built for the GPU it runs on)."""
+    return f"-gencode=arch=compute_{sm},code=sm_{sm}"
+
+
+def _estimate(cache: Path, family: FamilySources, workers: int) -> float:
+    for entry in reversed(entries(cache)):
+        if entry.family == family.name:
+            try:
+                return float(entry.metadata()["seconds"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    rounds = -(-len(family.sources) // max(workers, 1))
+    return _SECONDS_PER_SOURCE * rounds
+
+
+def _run(command: list[str], log: list[str]) -> bool:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    log.append(f"$ {shlex.join(command)}\n{done.stdout}{done.stderr}(exit {done.returncode})\n")
+    return done.returncode == 0
+
+
+def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compiler,
+             work: Path, library: Path, workers: int) -> tuple[bool, str]:
+    """Compile each source into ``work`` (in parallel) and link ``library``; returns
+    (ok, log text)."""
+    nvcc = str(compiler.nvcc)
+    objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(family.sources)]
+    commands = [
+        [nvcc, *family.nvcc_flags, gencode(sm), "-I", str(tree.root), "-c",
+         str(tree.root / src), "-o", str(obj)]
+        for src, obj in zip(family.sources, objects)
+    ]
+    logs: list[list[str]] = [[] for _ in commands]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compiled = list(pool.map(_run, commands, logs))
+    log = [line for part in logs for line in part]
+    if not all(compiled):
+        return False, "".join(log)
+    # Only the table function is exported: the library's cudart and kernels stay private.
+    exports = work / "exports.lds"
+    exports.write_text(f"{{ global: fdops_kernel_table_{family.name}; local: *; }};\n")
+    link = [nvcc, "-shared", "-cudart=static", "-o", str(library), *map(str, objects),
+            f"-Xlinker=--version-script={exports}"]
+    linked = _run(link, log)
+    return linked, "".join(log)
+
+
+def build(
+    tree: SourceTree,
+    family: str,
+    sm: int,
+    compiler: Compiler,
+    cache: Path | None = None,
+    quiet: bool = False,
+) -> Build:
+    """The cache entry of ``family``'s kernels for ``sm``, compiled first if needed.
+
+    Concurrent callers (threads or processes) of one entry compile it once: the others wait
+    on its lock and load the result. A corrupted or truncated entry is removed and rebuilt.
+    Unless ``quiet``, a compile announces itself on stderr with a time estimate.
+
+    Raises:
+        JitError: unknown family, SM below its minimum, a source missing, the cache not
+            writable, or nvcc failed (the message names the log file holding the commands and
+            their output).
+    """
+    start = time.monotonic()
+    cache = cache_dir() if cache is None else cache
+    if family not in tree.families:
+        raise JitError(f"no JIT sources for family '{family}' "
+                       f"(this package has: {', '.join(sorted(tree.families))})")
+    sources = tree.families[family]
+    if sm < sources.min_sm:
+        raise JitError(f"family '{family}' requires SM{sources.min_sm}+, cannot build for sm{sm}")
+    try:
+        hashes = tree.file_hashes(family)
+    except OSError as exc:
+        raise JitError(f"JIT sources of '{family}' are incomplete: {exc}") from exc
+    flags = [*sources.nvcc_flags, gencode(sm)]
+    inputs = key_inputs(family, sm, tree.package_version, hashes, flags, compiler.identity)
+    entry = entry_for(cache, inputs)
+    if entry.problem() is None:
+        return Build(entry, False, time.monotonic() - start)
+    try:
+        return _build_locked(tree, sources, sm, compiler, cache, entry, inputs, start, quiet)
+    except OSError as exc:
+        raise JitError(f"cannot build in the JIT cache {cache}: {exc}; set {ENV_CACHE} to a "
+                       f"writable folder") from exc
+
+
+def _build_locked(tree: SourceTree, sources: FamilySources, sm: int, compiler: Compiler,
+                  cache: Path, entry: Entry, inputs: dict, start: float, quiet: bool) -> Build:
+    """:func:`build` once the entry is known to be absent or broken: under its lock."""
+    family = sources.name
+
+    def waiting() -> None:
+        if not quiet:
+            print(f"fastdeploy_ops: waiting for another process compiling '{family}' for "
+                  f"sm_{sm} ({entry.path})", file=sys.stderr, flush=True)
+
+    with locked(entry.lock_path, waiting):
+        problem = entry.problem()
+        if problem is None:
+            return Build(entry, False, time.monotonic() - start)
+        replaced = None if problem == "absent" else problem
+        if replaced:
+            entry.remove()
+        workers = max(1, min(len(sources.sources), os.cpu_count() or 1))
+        if not quiet:
+            estimate = _estimate(cache, sources, workers)
+            fixed = f", replacing a broken cache entry ({replaced})" if replaced else ""
+            print(f"fastdeploy_ops: compiling the '{family}' kernels for sm_{sm} with nvcc "
+                  f"{compiler.version} ({compiler.nvcc}): {len(sources.sources)} sources, about "
+                  f"{estimate:.0f} s, once; later runs load them from {cache}{fixed}",
+                  file=sys.stderr, flush=True)
+        # Objects go to a private folder of the cache; only the finished entry is renamed out.
+        work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+        staging = work / "entry"
+        staging.mkdir()
+        try:
+            ok, log = _compile(tree, sources, sm, compiler, work, staging / entry.library.name,
+                               workers)
+            entry.log_path.parent.mkdir(parents=True, exist_ok=True)
+            entry.log_path.write_text(log, encoding="utf-8")
+            if not ok:
+                tail = "\n".join(log.strip().splitlines()[-15:])
+                raise JitError(f"nvcc {compiler.version} failed to build the '{family}' kernels "
+                               f"for sm_{sm}:\n{tail}\n", entry.log_path)
+            seconds = time.monotonic() - start
+            entry.publish(staging, inputs, {"seconds": round(seconds, 3), "ops": sources.ops,
+                                            "nvcc": str(compiler.nvcc)})
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return Build(entry, True, time.monotonic() - start, replaced)

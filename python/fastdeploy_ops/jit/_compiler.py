@@ -1,0 +1,118 @@
+"""Finding nvcc: ``FASTDEPLOY_OPS_NVCC``, ``CUDA_HOME``, ``PATH``, NVIDIA's pip packages.
+
+Only nvcc (with its host compiler) is needed: the kernel libraries are plain shared objects
+(``nvcc -shared``, static CUDA runtime), with no Python headers or binding toolchain. NVRTC is
+not enough: the launch functions are host code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ENV_NVCC", "Compiler", "CompilerNotFoundError", "find_compiler"]
+
+ENV_NVCC = "FASTDEPLOY_OPS_NVCC"
+_VERSION = re.compile(r"release (\d+\.\d+), V(\d+(?:\.\d+)*)")
+_STANDARD_PATH = Path("/usr/local/cuda/bin/nvcc")
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """A usable nvcc.
+
+    Attributes:
+        nvcc: its path.
+        version: the toolkit version, for example ``"12.4.131"``.
+        identity: the full ``nvcc --version`` output (part of every cache key).
+        found_by: where it was found (``"FASTDEPLOY_OPS_NVCC"``, ``"CUDA_HOME"``, ``"PATH"``, ...).
+    """
+
+    nvcc: Path
+    version: str
+    identity: str
+    found_by: str
+
+
+class CompilerNotFoundError(RuntimeError):
+    """No usable nvcc; ``searched`` lists each place looked at and what was wrong there."""
+
+    def __init__(self, searched: list[str]) -> None:
+        self.searched = searched
+        places = "; ".join(searched)
+        super().__init__(
+            f"no usable nvcc found (searched: {places}). Install a CUDA toolkit (or pip install "
+            f"nvidia-cuda-nvcc) and set CUDA_HOME, put nvcc on PATH, or set {ENV_NVCC}=/path/to/nvcc"
+        )
+
+
+def _pip_package_nvccs() -> Iterator[Path]:
+    """nvcc drivers inside NVIDIA's pip packages (``nvidia/<component>/bin/nvcc``)."""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        yield from sorted(Path(root).glob("*/bin/nvcc"))
+
+
+def _candidates(env: Mapping[str, str]) -> Iterator[tuple[str, Path | str]]:
+    """``(where, path)`` in search order; instead of a path, why that place names none."""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        yield var, Path(env[var]) / "bin" / "nvcc" if env.get(var) else "not set"
+    on_path = shutil.which("nvcc", path=env.get("PATH", ""))
+    yield "PATH", Path(on_path) if on_path else "no nvcc on it"
+    packages = list(_pip_package_nvccs())
+    if not packages:
+        yield "NVIDIA pip packages (nvidia-cuda-nvcc)", "none installed with an nvcc"
+    for path in packages:
+        yield "NVIDIA pip package", path
+    yield str(_STANDARD_PATH.parent.parent), _STANDARD_PATH
+
+
+def probe(path: Path, found_by: str) -> Compiler:
+    """Run ``path --version``.
+
+    Raises:
+        OSError: it cannot be run, or does not print an nvcc version (the message says which).
+    """
+    try:
+        done = subprocess.run([str(path), "--version"], capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OSError(f"cannot run: {exc}") from exc
+    match = _VERSION.search(done.stdout)
+    if done.returncode != 0 or not match:
+        raise OSError(f"'--version' exited {done.returncode} without an nvcc version")
+    return Compiler(path, match.group(2), done.stdout.strip(), found_by)
+
+
+def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
+    """The first usable nvcc, in this order: ``FASTDEPLOY_OPS_NVCC`` (when set, only it),
+    ``CUDA_HOME``, ``CUDA_PATH``, ``PATH``, NVIDIA's pip packages, ``/usr/local/cuda``.
+
+    Raises:
+        CompilerNotFoundError: none is usable; the message names every place searched.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(ENV_NVCC)
+    candidates = [(ENV_NVCC, Path(explicit))] if explicit else _candidates(env)
+    searched = []
+    for where, path in candidates:
+        if isinstance(path, str):
+            searched.append(f"{where}: {path}")
+            continue
+        if not path.is_file():
+            searched.append(f"{where}: {path} does not exist")
+            continue
+        try:
+            return probe(path, where)
+        except OSError as exc:
+            searched.append(f"{where}: {path}: {exc}")
+    raise CompilerNotFoundError(searched)
