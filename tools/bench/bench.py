@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+import textwrap
 import time
 import xml.etree.ElementTree as ET
 
@@ -482,7 +483,7 @@ def _chart(path: pathlib.Path, med: dict[str, dict[str, float]], meta: dict) -> 
         xs = [j + (i - 1) * width for j in range(len(ROWS))]
         ax.bar(xs, [max(med[system][k], 0.01) for k, _ in ROWS], width,
                label=SYSTEM_TITLES[system])
-    ax.set_xticks(range(len(ROWS)), [t.replace(", ", ",\n") for _, t in ROWS], fontsize=8)
+    ax.set_xticks(range(len(ROWS)), [textwrap.fill(t, 18) for _, t in ROWS], fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("seconds (median, log scale)")
     ax.set_title(f"Build times, {len(meta['families'])} families, {meta['cores']} cores")
