@@ -81,7 +81,7 @@ for pin in "${pins[@]}"; do
   fi
 done
 
-step "apt-get install ${#pins[@]} pinned packages (Bazel, CUDA 12.4, g++-13, Python)"
+step "apt-get install ${#pins[@]} pinned packages (Bazel, CUDA 12.4, g++-13, Python, CMake)"
 in_staging apt-get "${APT_OPTS[@]}" install -y "${pins[@]}" >>"${log}" 2>&1 \
   || die "apt-get install failed, see ${log}"
 in_staging apt-get clean >>"${log}" 2>&1

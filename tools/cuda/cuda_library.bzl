@@ -30,7 +30,13 @@ def _nvcc_flags(ctx, toolkit, arch):
     ] + ctx.attr.copts
 
 def _compile(ctx, toolkit, arch, src, compilation_context):
+    """One nvcc action; returns (object, nvcc --time CSV or None)."""
     obj = ctx.actions.declare_file("_objs/{}/{}.o".format(ctx.label.name, src.basename))
+    outputs = [obj]
+    timing = None
+    if ctx.attr._nvcc_time[BuildSettingInfo].value:
+        timing = ctx.actions.declare_file(obj.basename + ".nvcc_time.csv", sibling = obj)
+        outputs.append(timing)
     args = ctx.actions.args()
     args.add(toolkit.nvcc)
     args.add_all(_nvcc_flags(ctx, toolkit, arch))
@@ -38,6 +44,8 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
     args.add("-Xcompiler=-frandom-seed=" + obj.short_path)
     args.add_all(["-I", ".", "-I", ctx.bin_dir.path])
     args.add_all(_include_flags(compilation_context))
+    if timing:
+        args.add("--time", timing)
     args.add_all(["-c", src, "-o", obj])
     ctx.actions.run(
         executable = ctx.executable._nvcc_wrapper,
@@ -46,12 +54,12 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
             [src, toolkit.stamp],
             transitive = [compilation_context.headers, toolkit.all_files],
         ),
-        outputs = [obj],
+        outputs = outputs,
         mnemonic = "CudaCompile",
         progress_message = "Compiling CUDA {} for sm_{}".format(src.short_path, arch),
         env = {"PATH": "/usr/bin:/bin"},
     )
-    return obj
+    return obj, timing
 
 def _cuda_library_impl(ctx):
     toolkit = ctx.attr._toolkit[CudaToolkitInfo]
@@ -74,9 +82,15 @@ def _cuda_library_impl(ctx):
 
     # Outside the transition, or below min_sm, the library contributes only its headers.
     if arch == 0 or arch < ctx.attr.min_sm:
-        return [CcInfo(compilation_context = compilation_context), sources]
+        return [
+            CcInfo(compilation_context = compilation_context),
+            sources,
+            OutputGroupInfo(nvcc_time = depset()),
+        ]
 
-    objects = [_compile(ctx, toolkit, arch, src, compilation_context) for src in ctx.files.srcs]
+    compiled = [_compile(ctx, toolkit, arch, src, compilation_context) for src in ctx.files.srcs]
+    objects = [obj for obj, _ in compiled]
+    timings = [timing for _, timing in compiled if timing]
     feature_configuration = cc_common.configure_features(
         ctx = ctx,
         cc_toolchain = cc_toolchain,
@@ -100,6 +114,7 @@ def _cuda_library_impl(ctx):
         CcInfo(compilation_context = compilation_context, linking_context = linking_context),
         DefaultInfo(files = depset(objects)),
         sources,
+        OutputGroupInfo(nvcc_time = depset(timings)),
     ]
 
 cuda_library = rule(
@@ -109,7 +124,8 @@ cuda_library = rule(
 Each source is one nvcc action for the SM that the per-SM transition put in //tools/cuda:arch
 (SASS for it plus PTX). Returns CcInfo, so cc rules can depend on it. Outside the transition or
 below min_sm it compiles nothing and provides only its headers. CudaSourcesInfo describes the
-sources for a compiler outside Bazel (fastdeploy_ops.jit).""",
+sources for a compiler outside Bazel (fastdeploy_ops.jit). With --//tools/cuda:nvcc_time, the
+output group nvcc_time holds each action's `nvcc --time` CSV.""",
     attrs = {
         "srcs": attr.label_list(allow_files = [".cu"]),
         "hdrs": attr.label_list(allow_files = [".h", ".cuh"]),
@@ -118,6 +134,7 @@ sources for a compiler outside Bazel (fastdeploy_ops.jit).""",
         "min_sm": attr.int(default = 70, doc = "Lowest SM this library is compiled for."),
         "_arch": attr.label(default = "//tools/cuda:arch"),
         "_nvcc_threads": attr.label(default = "//tools/cuda:nvcc_threads"),
+        "_nvcc_time": attr.label(default = "//tools/cuda:nvcc_time"),
         "_nvcc_wrapper": attr.label(
             default = "//tools/cuda:nvcc_wrapper",
             executable = True,

@@ -22,6 +22,7 @@ def _ops_family_impl(ctx):
             arch = arch,
             skipped_reason = skipped_reason,
             kernels = ctx.attr.kernels[CcInfo],
+            nvcc_time = ctx.attr.kernels[OutputGroupInfo].nvcc_time,
         ),
         FamilyBindingInfo(
             name = ctx.attr.family,

@@ -9,6 +9,7 @@ FamilyInfo = provider(
         "arch": "The SM of this configuration, as an int (0 when built outside the transition).",
         "skipped_reason": "Why the family is absent from this SM's module, or None if it is present.",
         "kernels": "CcInfo of the family's device code for this SM (empty when skipped).",
+        "nvcc_time": "depset of the kernels' nvcc --time CSV files (empty unless --//tools/cuda:nvcc_time).",
     },
 )
 

@@ -141,8 +141,10 @@ def _ops_extension_impl(ctx):
 
     modules = {}
     manifests = {}
+    nvcc_time = []
     for sm, families in ctx.split_attr.families.items():
         infos = [f[FamilyInfo] for f in families]
+        nvcc_time.extend([i.nvcc_time for i in infos])
         module = "_ops_sm" + sm
         modules[sm] = _link_module(ctx, cc_toolchain, feature_configuration, sm, infos, bindings, toolkit)
         manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
@@ -154,6 +156,7 @@ def _ops_extension_impl(ctx):
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
         OpsExtensionInfo(package_dir = ctx.attr.package_dir, modules = modules, manifests = manifests),
+        OutputGroupInfo(nvcc_time = depset(transitive = nvcc_time)),
     ]
 
 _ops_extension = rule(

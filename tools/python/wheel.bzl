@@ -40,7 +40,11 @@ def _ops_wheel_impl(ctx):
         mnemonic = "PyWheel",
         progress_message = "Building wheel %{label}",
     )
-    return [DefaultInfo(files = depset([out_dir]))]
+    return [
+        DefaultInfo(files = depset([out_dir])),
+        # The build-time report's nvcc --time files of every module (see //tools/cuda:nvcc_time).
+        OutputGroupInfo(nvcc_time = ctx.attr.extension[OutputGroupInfo].nvcc_time),
+    ]
 
 ops_wheel = rule(
     implementation = _ops_wheel_impl,
