@@ -24,7 +24,9 @@ _TARGET = "//tests/build:ops_remote_cache"
 _MODULE = "bazel-bin/tests/build/remote_cache_ops/_ops_sm80.abi3.so"
 _CUDA_SOURCES = [
     ("ops/activation/gelu_tanh.cu", "80"),
+    ("ops/activation/kernel_table.cu", "80"),
     ("ops/rotary/fused_rotary_position_encoding.cu", "80"),
+    ("ops/rotary/kernel_table.cu", "80"),
 ]
 _COMPILE_AND_LINK = ("CudaCompile", "CppArchive", "CppLink")
 
