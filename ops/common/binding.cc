@@ -17,8 +17,12 @@ std::optional<DType> dtype_of(const Tensor& t) {
       if (dt.bits == 16) return DType::kBFloat16;
       return std::nullopt;
     case nb::dlpack::dtype_code::Int:
+      if (dt.bits == 8) return DType::kInt8;
       if (dt.bits == 32) return DType::kInt32;
       if (dt.bits == 64) return DType::kInt64;
+      return std::nullopt;
+    case nb::dlpack::dtype_code::UInt:
+      if (dt.bits == 8) return DType::kUInt8;
       return std::nullopt;
     case nb::dlpack::dtype_code::Bool:
       if (dt.bits == 8) return DType::kBool;
@@ -56,6 +60,8 @@ const char* dtype_name(DType dtype) {
     case DType::kInt32: return "int32";
     case DType::kInt64: return "int64";
     case DType::kBool: return "bool";
+    case DType::kInt8: return "int8";
+    case DType::kUInt8: return "uint8";
   }
   return "unknown";
 }

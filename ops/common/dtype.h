@@ -10,6 +10,8 @@ enum class DType : int {
   kInt32 = 3,
   kInt64 = 4,
   kBool = 5,  // one byte per element (DLPack bool, 8 bits)
+  kInt8 = 6,
+  kUInt8 = 7,  // also the bytes of float8 tensors (frameworks pass those as uint8 views)
 };
 
 }  // namespace fdops

@@ -17,10 +17,18 @@ from typing import Any
 
 from . import _device
 
-__all__ = ["DTYPES", "Framework", "dtype_name", "framework_of", "launch", "shape_of"]
+__all__ = [
+    "DTYPES",
+    "Framework",
+    "dtype_name",
+    "float8_bytes",
+    "framework_of",
+    "launch",
+    "shape_of",
+]
 
 Tensor = Any
-DTYPES = ("float32", "float16", "bfloat16", "int64", "int32")
+DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "float8_e4m3fn")
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,17 @@ def framework_of(op: str, arg: str, tensor: Tensor) -> Framework:
 def dtype_name(tensor: Tensor) -> str:
     """The dtype's short name (``"bfloat16"`` for ``torch.bfloat16``, ``paddle.bfloat16``...)."""
     return str(tensor.dtype).rpartition(".")[2]
+
+
+def float8_bytes(tensor: Tensor) -> Tensor:
+    """A uint8 view of a float8 tensor (same storage), which every framework can export.
+
+    DLPack's float8 codes are recent and not exported by every framework; the bindings take
+    float8 data as its bytes (DType::kUInt8) and the Python wrapper says which format they hold.
+    """
+    root = type(tensor).__module__.partition(".")[0]
+    module = sys.modules["jax"].numpy if root in ("jax", "jaxlib") else sys.modules[root]
+    return tensor.view(module.uint8)
 
 
 def shape_of(op: str, arg: str, tensor: Tensor, ranks: Sequence[int]) -> tuple[int, ...]:
