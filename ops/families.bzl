@@ -2,6 +2,8 @@
 
 FAMILIES = [
     "//ops/activation",
+    "//ops/attention",
+    "//ops/attention:attention_fp8",
     "//ops/moe_routing",
     "//ops/penalty",
     "//ops/preprocess",

@@ -166,7 +166,7 @@ void check_arg(bool ok, const char* op, const char* arg, const std::string& expe
   if (!ok) throw_value_error(op, arg, expected, given);
 }
 
-int check_cuda_tensors(const char* op, std::initializer_list<NamedTensor> args) {
+int check_cuda_tensors(const char* op, const std::vector<NamedTensor>& args) {
   int device = -1;
   const char* device_arg = nullptr;
   for (const NamedTensor& a : args) {

@@ -64,7 +64,7 @@ struct NamedTensor {
   const char* name;
   const Tensor* tensor;
 };
-int check_cuda_tensors(const char* op, std::initializer_list<NamedTensor> args);
+int check_cuda_tensors(const char* op, const std::vector<NamedTensor>& args);
 
 // Makes `device` current for the lifetime of the guard (kernels launch on the tensors' GPU).
 class DeviceGuard {

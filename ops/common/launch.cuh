@@ -71,6 +71,21 @@ inline int once_per_device(Compute&& compute) {
   return value;
 }
 
+struct MultiprocessorCountSite {};
+
+// SMs of the current device (1 if it cannot be queried).
+inline int multiprocessor_count() {
+  const int sms = once_per_device<MultiprocessorCountSite>([](int device) {
+    int count = 0;
+    if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      cudaGetLastError();
+      return 1;
+    }
+    return count > 0 ? count : 1;
+  });
+  return sms > 0 ? sms : 1;
+}
+
 template <auto Kernel>
 struct ResidentBlocksSite {};
 template <auto Kernel>
@@ -81,15 +96,14 @@ struct DynamicSharedSite {};
 template <auto Kernel>
 inline unsigned resident_blocks(int threads) {
   const int blocks = once_per_device<ResidentBlocksSite<Kernel>>(
-      [threads](int device) {
-        int per_sm = 0, sms = 0;
+      [threads](int /*device*/) {
+        int per_sm = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, 0) !=
-                cudaSuccess ||
-            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+            cudaSuccess) {
           cudaGetLastError();  // a failed query is not a launch error
           return 1;
         }
-        return per_sm > 0 && sms > 0 ? per_sm * sms : 1;
+        return per_sm > 0 ? per_sm * multiprocessor_count() : 1;
       });
   return static_cast<unsigned>(blocks > 0 ? blocks : 1);
 }

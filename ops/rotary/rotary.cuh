@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/rotate.cuh"
 #include "ops/common/vec.cuh"
 
 namespace fdops::rotary {
@@ -39,12 +40,6 @@ struct RotaryParams {
   int heads_per_tile;
   int tokens_per_tile;
 };
-
-// x' = x cos - y sin, y' = y cos + x sin.
-__device__ __forceinline__ void rotate(float x, float y, float c, float s, float* xo, float* yo) {
-  *xo = __fsub_rn(__fmul_rn(x, c), __fmul_rn(y, s));
-  *yo = __fadd_rn(__fmul_rn(y, c), __fmul_rn(x, s));
-}
 
 template <typename T, bool kNeox, int N>
 __global__ void __launch_bounds__(1024) rotary_kernel(RotaryParams p) {

@@ -1,0 +1,47 @@
+// The attention instantiation groups, as the dispatch sees them: declared here, defined in
+// paged_attention.cuh and explicitly instantiated by one generated source per group
+// (cuda_instantiations over paged_attention_group.cu.in), so the dispatch's translation unit
+// compiles no kernel and each group is its own nvcc action.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "ops/attention/attention.h"
+#include "ops/common/dispatch.cuh"
+
+namespace fdops::attention {
+
+template <typename T, CacheType C, int HD>
+cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t stream);
+
+// The names the generator's axis values stand for.
+namespace instantiation {
+using bf16 = __nv_bfloat16;
+using fp16 = __half;
+inline constexpr CacheType c16 = CacheType::kC16;
+inline constexpr CacheType int8 = CacheType::kInt8;
+inline constexpr CacheType fp8 = CacheType::kFp8E4M3;
+}  // namespace instantiation
+
+// The one dispatch point from the runtime dtype and head dim to a group of cache type C.
+template <CacheType C>
+cudaError_t dispatch_paged_attention(const AttentionParams& p, cudaStream_t stream) {
+  auto by_head_dim = [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    switch (p.cache.head_dim) {
+      case 64: return launch_paged_attention_group<T, C, 64>(p, stream);
+      case 128: return launch_paged_attention_group<T, C, 128>(p, stream);
+      case 256: return launch_paged_attention_group<T, C, 256>(p, stream);
+      default: return cudaErrorInvalidValue;
+    }
+  };
+  switch (p.dtype) {
+    case DType::kBFloat16: return by_head_dim(TypeTag<__nv_bfloat16>{});
+    case DType::kFloat16: return by_head_dim(TypeTag<__half>{});
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace fdops::attention
