@@ -140,13 +140,13 @@ class PagedAttentionBindings {
     for (int i = 0; i < 2; ++i) {
       if (quantized) {
         check_arg(scales[i]->has_value(), op, scale_names[i],
-                  "be given for a " + cache_kind + " cache (fp32 [kv_heads] dequantisation scales)",
+                  "be given for " + cache_kind + " caches (fp32 [kv_heads] dequantisation scales)",
                   "None");
         check_dtype(op, scale_names[i], **scales[i], {DType::kFloat32});
         check_shape(op, scale_names[i], **scales[i], {cache.kv_heads}, "[kv_heads]");
       } else {
         check_arg(!scales[i]->has_value(), op, scale_names[i],
-                  "be None for a " + cache_kind + " cache (scales belong to int8 and fp8 caches)",
+                  "be None for " + cache_kind + " caches (scales belong to int8 and fp8 caches)",
                   "a tensor");
       }
     }

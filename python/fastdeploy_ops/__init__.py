@@ -5,13 +5,13 @@ The best one for the GPU is chosen and imported on first use (``FASTDEPLOY_OPS_S
 one); importing this package touches neither the GPU nor any framework.
 
 - :func:`info` and :func:`available_ops`: what is in the wheel and what can run here.
-- :mod:`fastdeploy_ops.moe_routing`, :mod:`fastdeploy_ops.activation`: the ops, one module per
+- :mod:`fastdeploy_ops.moe_routing`, :mod:`fastdeploy_ops.attention`, ...: the ops, one module per
   kernel family, taking torch / paddle / cupy / jax tensors.
 - :mod:`fastdeploy_ops.reference`: numpy reference implementations.
 - :mod:`fastdeploy_ops.testing` and ``python -m fastdeploy_ops.selftest``: the shipped tests.
 """
 
-from . import activation, moe_routing, penalty, preprocess, rotary, sampling, speculative
+from . import activation, attention, moe_routing, penalty, preprocess, rotary, sampling, speculative
 from ._info import Info, available_ops, info
 from ._loader import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
@@ -22,6 +22,7 @@ __all__ = [
     "OpUnavailableError",
     "__version__",
     "activation",
+    "attention",
     "available_ops",
     "info",
     "moe_routing",

@@ -6,6 +6,7 @@ float32 throughout, so results track the kernels to a few ulp; selections use a 
 """
 
 from .activation import gelu_tanh
+from .attention import paged_attention, paged_kv_append
 from .moe_routing import fused_cast_sigmoid_bias, grouped_topk, moe_topk_select, noaux_tc, sigmoid
 from .penalty import get_token_penalty_multi_scores, get_token_penalty_once
 from .preprocess import (
@@ -35,6 +36,8 @@ __all__ = [
     "grouped_topk",
     "moe_topk_select",
     "noaux_tc",
+    "paged_attention",
+    "paged_kv_append",
     "philox4x32_10",
     "rebuild_padding",
     "sampling_uniform",

@@ -128,7 +128,7 @@ class _Torch(TensorLib):
 
     def from_device(self, tensor: Any) -> np.ndarray:
         tensor = tensor.detach()
-        if tensor.dtype == self.torch.bfloat16:
+        if tensor.dtype in (self.torch.bfloat16, self.torch.float8_e4m3fn):
             tensor = tensor.float()
         return tensor.cpu().numpy()
 
@@ -146,8 +146,8 @@ class _Cupy(TensorLib):
         self.cupy = importlib.import_module("cupy")
 
     def require(self, dtype: str) -> None:
-        if dtype == "bfloat16":
-            pytest.skip("cupy has no bfloat16")
+        if dtype in ("bfloat16", "float8_e4m3fn"):
+            pytest.skip(f"cupy has no {dtype}")
 
     def to_device(self, array: ArrayLike, dtype: str | None = None) -> Any:
         host = np.asarray(array)

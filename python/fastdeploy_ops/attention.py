@@ -1,0 +1,193 @@
+"""Paged attention (family ``attention``, SM80+; fp8 caches: family ``attention_fp8``, SM89+).
+
+The KV cache is paged: ``key_cache`` and ``value_cache`` are ``[num_blocks, kv_heads,
+block_size, head_dim]``; position ``p`` of sequence ``b`` is row ``p % block_size`` of block
+``block_tables[b, p // block_size]``. Caches hold the query's dtype (bf16/fp16, "c16"), int8 or
+float8_e4m3fn; quantised caches store ``round(x / scale)`` per KV head with fp32 ``[kv_heads]``
+dequantisation scales ``key_scale`` / ``value_scale`` (int8 clamps to ±127, fp8 saturates to
+±448). Head dims 64, 128 and 256 have kernels; any number of query heads that is a multiple of
+the KV heads works (grouped-query attention: query head ``h`` reads KV head
+``h // (num_heads // kv_heads)``).
+
+Lengths and block ids live on the GPU. With ``check_metadata=True`` (the default) each call
+first checks them on the GPU and raises ``ValueError`` naming the bad entry; that costs a stream
+synchronisation, so serving loops pass ``check_metadata=False`` (and calls captured in a CUDA
+graph skip the check). Without the check, bad metadata never makes a kernel read or write
+outside the cache: appends skip the token, attention returns NaN for the affected rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._loader import get_op
+from ._tensors import Tensor, dtype_name, float8_bytes, framework_of, launch
+
+__all__ = ["paged_decode_attention", "paged_kv_append", "paged_prefill_attention"]
+
+FAMILY = "attention"
+FP8_FAMILY = "attention_fp8"
+_FP8 = "float8_e4m3fn"
+
+
+def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor):
+    """The kernel serving the cache's dtype and the caches as the binding takes them."""
+    if dtype_name(key_cache) == _FP8 or dtype_name(value_cache) == _FP8:
+        if dtype_name(key_cache) != dtype_name(value_cache):
+            raise TypeError(
+                f"{op}: argument 'value_cache' must have the dtype of 'key_cache' "
+                f"({dtype_name(key_cache)}), got {dtype_name(value_cache)}"
+            )
+        kernel = get_op(FP8_FAMILY, op + "_fp8")
+        return kernel, float8_bytes(key_cache), float8_bytes(value_cache)
+    return get_op(FAMILY, op), key_cache, value_cache
+
+
+def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float:
+    if softmax_scale is None:
+        return 1.0 / math.sqrt(int(query.shape[-1])) if len(query.shape) == 3 else 1.0
+    try:
+        return float(softmax_scale)
+    except (TypeError, ValueError):
+        given = type(softmax_scale).__name__
+        raise TypeError(f"{op}: argument 'softmax_scale' must be a float, got {given}") from None
+
+
+def paged_kv_append(
+    key: Tensor,
+    value: Tensor,
+    key_cache: Tensor,
+    value_cache: Tensor,
+    block_tables: Tensor,
+    cache_lens: Tensor,
+    cu_seqlens_q: Tensor,
+    *,
+    key_scale: Tensor | None = None,
+    value_scale: Tensor | None = None,
+    query: Tensor | None = None,
+    cos_sin_cache: Tensor | None = None,
+    is_neox: bool = True,
+    check_metadata: bool = True,
+) -> None:
+    """Writes the new tokens' K and V into the paged cache, optionally with rotary embedding.
+
+    Prefill chunks and decode tokens mix freely: sequence ``b``'s new tokens are rows
+    ``cu_seqlens_q[b]:cu_seqlens_q[b + 1]`` of ``key`` and ``value`` and go to positions
+    ``cache_lens[b], cache_lens[b] + 1, ...``. With ``cos_sin_cache``, the rotary embedding of
+    each token's position rotates K before it is stored (then it is quantised for int8/fp8
+    caches) and ``query`` in place, in fp32 with one rounding to the dtype, exactly like
+    :func:`fastdeploy_ops.rotary.fused_rotary_position_encoding`.
+
+    Args:
+        key, value: ``[T, kv_heads, head_dim]`` bf16 or fp16.
+        key_cache, value_cache: ``[num_blocks, kv_heads, block_size, head_dim]`` of the key's
+            dtype, int8 or float8_e4m3fn; written in place.
+        block_tables: ``[batch, max_blocks_per_seq]`` int32.
+        cache_lens: ``[batch]`` int32, tokens already in the cache (before this append).
+        cu_seqlens_q: ``[batch + 1]`` int32, ``0 = cu[0] <= ... <= cu[batch] = T``.
+        key_scale, value_scale: ``[kv_heads]`` float32, required for int8/fp8 caches only.
+        query: ``[T, num_heads, head_dim]`` of the key's dtype, rotated in place; needs
+            ``cos_sin_cache``.
+        cos_sin_cache: ``[max_position, rot_dim]`` of the key's dtype, cos then sin; rotates the
+            first ``rot_dim`` dims; ``is_neox`` pairs ``(i, i + rot_dim/2)``, else ``(2i, 2i+1)``.
+        check_metadata: check lengths, offsets and block ids on the GPU first (synchronises).
+    """
+    op = "paged_kv_append"
+    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
+    framework = framework_of(op, "key", key)
+    launch(framework, kernel, key, value, key_cache_arg, value_cache_arg, block_tables,
+           cache_lens, cu_seqlens_q, key_scale, value_scale, query, cos_sin_cache,
+           bool(is_neox), bool(check_metadata))
+
+
+def paged_decode_attention(
+    query: Tensor,
+    key_cache: Tensor,
+    value_cache: Tensor,
+    block_tables: Tensor,
+    seq_lens: Tensor,
+    *,
+    key_scale: Tensor | None = None,
+    value_scale: Tensor | None = None,
+    softmax_scale: float | None = None,
+    out: Tensor | None = None,
+    check_metadata: bool = True,
+) -> Tensor:
+    """One query token per sequence attending to its whole cached context.
+
+    ``out[b, h] = softmax(query[b, h] . K_b^T * softmax_scale) . V_b`` over the ``seq_lens[b]``
+    cached tokens of sequence ``b`` (the current token's K and V already appended), in fp32
+    with one rounding to the output dtype. Long contexts are split over thread blocks and the
+    partial softmax states merged.
+
+    Args:
+        query: ``[batch, num_heads, head_dim]`` bf16 or fp16, ``head_dim`` in {64, 128, 256},
+            ``num_heads`` a multiple of ``kv_heads``.
+        key_cache, value_cache, block_tables, key_scale, value_scale: the paged cache (see the
+            module docstring).
+        seq_lens: ``[batch]`` int32, ``1 <= seq_lens[b] <= max_blocks_per_seq * block_size``.
+        softmax_scale: default ``1 / sqrt(head_dim)``.
+        out: optional ``[batch, num_heads, head_dim]`` output of the query's dtype.
+        check_metadata: check lengths and block ids on the GPU first (synchronises).
+
+    Returns:
+        ``out``, or a new tensor like ``query``.
+    """
+    op = "paged_decode_attention"
+    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
+    framework = framework_of(op, "query", query)
+    scale = _softmax_scale(op, query, softmax_scale)
+    if out is None:
+        out = framework.empty(query, tuple(query.shape), dtype_name(query))
+    launch(framework, kernel, query, out, key_cache_arg, value_cache_arg, block_tables, seq_lens,
+           key_scale, value_scale, scale, bool(check_metadata))
+    return out
+
+
+def paged_prefill_attention(
+    query: Tensor,
+    cu_seqlens_q: Tensor,
+    key_cache: Tensor,
+    value_cache: Tensor,
+    block_tables: Tensor,
+    seq_lens: Tensor,
+    *,
+    key_scale: Tensor | None = None,
+    value_scale: Tensor | None = None,
+    softmax_scale: float | None = None,
+    out: Tensor | None = None,
+    check_metadata: bool = True,
+) -> Tensor:
+    """Causal attention of chunks of new tokens over their cached prefix and themselves.
+
+    Sequence ``b``'s ``q_len = cu_seqlens_q[b + 1] - cu_seqlens_q[b]`` new tokens (already
+    appended with :func:`paged_kv_append`) sit at positions ``seq_lens[b] - q_len`` ..
+    ``seq_lens[b] - 1``; the token at position ``p`` attends to positions ``0 .. p``. Decode
+    tokens are chunks of one.
+
+    Args:
+        query: ``[T, num_heads, head_dim]`` bf16 or fp16, packed by ``cu_seqlens_q``.
+        cu_seqlens_q: ``[batch + 1]`` int32, ``0 = cu[0] <= ... <= cu[batch] = T``.
+        key_cache, value_cache, block_tables, key_scale, value_scale: the paged cache.
+        seq_lens: ``[batch]`` int32 tokens in the cache, the new ones included
+            (``q_len <= seq_lens[b] <= max_blocks_per_seq * block_size``).
+        softmax_scale: default ``1 / sqrt(head_dim)``.
+        out: optional ``[T, num_heads, head_dim]`` output of the query's dtype.
+        check_metadata: check offsets, lengths and block ids on the GPU first (synchronises).
+
+    Returns:
+        ``out``, or a new tensor like ``query``.
+
+    Each query token streams its own context (the decode kernel per token): correct for any
+    chunk, but long prefills re-read the prefix once per token from L2, so it is meant for
+    chunked prefill of moderate chunks, not as a flash-attention replacement.
+    """
+    op = "paged_prefill_attention"
+    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
+    framework = framework_of(op, "query", query)
+    scale = _softmax_scale(op, query, softmax_scale)
+    if out is None:
+        out = framework.empty(query, tuple(query.shape), dtype_name(query))
+    launch(framework, kernel, query, out, cu_seqlens_q, key_cache_arg, value_cache_arg,
+           block_tables, seq_lens, key_scale, value_scale, scale, bool(check_metadata))
+    return out

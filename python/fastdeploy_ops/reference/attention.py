@@ -1,0 +1,152 @@
+"""Paged attention references: the cache append (with rotary embedding and quantisation) and
+causal attention over a paged cache, in float32.
+
+Caches are numpy float32 arrays ``[num_blocks, kv_heads, block_size, head_dim]`` holding what
+the cache stores in its own units: values of the query's dtype for c16 caches, the integers of
+an int8 cache, the e4m3 values of an fp8 cache. Attention dequantises with the per-KV-head
+scales (``stored * scale``) before it computes ``softmax(q . k * softmax_scale) . v`` in float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._numerics import round_to_dtype, round_to_e4m3
+
+__all__ = ["paged_attention", "paged_kv_append", "quantize_cache_values", "rotate_rows"]
+
+F32 = np.float32
+CACHE_TYPES = ("c16", "int8", "float8_e4m3fn")
+
+
+def quantize_cache_values(x: NDArray, cache: str, scale: NDArray | None) -> NDArray[np.float32]:
+    """What a cache of type ``cache`` stores for float32 values ``x`` [..., kv_heads, D]:
+    ``x`` itself for c16 (already of the query's dtype), ``round(x / scale)`` clamped to
+    [-127, 127] for int8, ``e4m3(x / scale)`` saturated to +-448 for fp8; ``scale`` is
+    ``[kv_heads]``. Division and rounding are each correctly rounded, like the kernels'.
+    """
+    x = np.asarray(x, dtype=F32)
+    if cache == "c16":
+        return x
+    scaled = (x / np.asarray(scale, dtype=F32)[:, None]).astype(F32)
+    if cache == "int8":
+        return np.clip(np.rint(scaled), -127, 127).astype(F32)
+    if cache == "float8_e4m3fn":
+        return round_to_e4m3(scaled)
+    raise ValueError(f"cache must be one of {CACHE_TYPES}, got {cache!r}")
+
+
+def rotate_rows(x: NDArray, cos: NDArray, sin: NDArray, is_neox: bool) -> NDArray[np.float32]:
+    """Rotary embedding of rows ``x`` [..., D] by per-row ``cos``/``sin`` [..., rot_dim / 2],
+    each product and sum rounded to float32 on its own (as the kernels compute it)."""
+    x = np.array(x, dtype=F32)
+    half = cos.shape[-1]
+    if is_neox:
+        a, b = np.arange(half), np.arange(half) + half
+    else:
+        a, b = 2 * np.arange(half), 2 * np.arange(half) + 1
+    xa, xb = x[..., a], x[..., b]
+    x[..., a] = (xa * cos).astype(F32) - (xb * sin).astype(F32)
+    x[..., b] = (xb * cos).astype(F32) + (xa * sin).astype(F32)
+    return x
+
+
+def paged_kv_append(
+    key: NDArray,
+    value: NDArray,
+    key_cache: NDArray,
+    value_cache: NDArray,
+    block_tables: NDArray,
+    cache_lens: NDArray,
+    cu_seqlens_q: NDArray,
+    *,
+    dtype: str,
+    cache: str = "c16",
+    key_scale: NDArray | None = None,
+    value_scale: NDArray | None = None,
+    query: NDArray | None = None,
+    cos_sin_cache: NDArray | None = None,
+    is_neox: bool = True,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32] | None]:
+    """Returns ``(key_cache, value_cache, query)`` after the append (new arrays).
+
+    ``key``/``value`` [T, kv_heads, D] and ``query`` [T, H, D] hold values of ``dtype``
+    (float16/bfloat16) as float32. Token ``j`` of sequence ``b`` (rows ``cu_seqlens_q[b]`` ..)
+    goes to position ``cache_lens[b] + j``. With ``cos_sin_cache`` [max_position, rot_dim]
+    (cos, then sin), K's and the query's first rot_dim dims are rotated by the position's angle
+    and rounded to ``dtype`` (K before it is quantised).
+    """
+    key_cache = np.array(key_cache, dtype=F32)
+    value_cache = np.array(value_cache, dtype=F32)
+    query = None if query is None else np.array(query, dtype=F32)
+    block_size = key_cache.shape[2]
+    for b in range(len(cache_lens)):
+        for t in range(int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])):
+            position = int(cache_lens[b]) + t - int(cu_seqlens_q[b])
+            k = np.array(key[t], dtype=F32)
+            if cos_sin_cache is not None:
+                rot_dim = cos_sin_cache.shape[1]
+                cos = cos_sin_cache[position, : rot_dim // 2].astype(F32)
+                sin = cos_sin_cache[position, rot_dim // 2 :].astype(F32)
+                k[:, :rot_dim] = round_to_dtype(rotate_rows(k[:, :rot_dim], cos, sin, is_neox), dtype)
+                if query is not None:
+                    query[t, :, :rot_dim] = round_to_dtype(
+                        rotate_rows(query[t, :, :rot_dim], cos, sin, is_neox), dtype)
+            block = int(block_tables[b, position // block_size])
+            row = position % block_size
+            key_cache[block, :, row] = quantize_cache_values(k, cache, key_scale)
+            value_cache[block, :, row] = quantize_cache_values(value[t], cache, value_scale)
+    return key_cache, value_cache, query
+
+
+def paged_attention(
+    query: NDArray,
+    key_cache: NDArray,
+    value_cache: NDArray,
+    block_tables: NDArray,
+    seq_lens: NDArray,
+    *,
+    cu_seqlens_q: NDArray | None = None,
+    softmax_scale: float | None = None,
+    key_scale: NDArray | None = None,
+    value_scale: NDArray | None = None,
+) -> NDArray[np.float32]:
+    """Causal attention over a paged cache; returns ``[rows, H, D]`` float32.
+
+    Without ``cu_seqlens_q`` (decode), row ``b`` attends to all ``seq_lens[b]`` positions of
+    sequence ``b``. With it (chunked prefill), the ``q_len`` rows of sequence ``b`` are the
+    tokens at positions ``seq_lens[b] - q_len`` .. ``seq_lens[b] - 1``, each attending to the
+    positions up to its own. Query head ``h`` uses KV head ``h // (H // kv_heads)``.
+    """
+    query = np.asarray(query, dtype=F32)
+    rows, num_heads, head_dim = query.shape
+    kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
+    group = num_heads // kv_heads
+    scale = F32(head_dim**-0.5 if softmax_scale is None else softmax_scale)
+    k_scale = np.ones(kv_heads, F32) if key_scale is None else np.asarray(key_scale, F32)
+    v_scale = np.ones(kv_heads, F32) if value_scale is None else np.asarray(value_scale, F32)
+    if cu_seqlens_q is None:
+        cu_seqlens_q = np.arange(len(seq_lens) + 1)
+    out = np.zeros((rows, num_heads, head_dim), F32)
+    for b in range(len(seq_lens)):
+        first, last = int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])
+        if last == first:
+            continue
+        length = int(seq_lens[b])
+        positions = np.arange(length)
+        blocks = block_tables[b, positions // block_size]
+        # [length, kv_heads, D] -> [H, length, D], dequantised.
+        k = key_cache[blocks, :, positions % block_size] * k_scale[None, :, None]
+        v = value_cache[blocks, :, positions % block_size] * v_scale[None, :, None]
+        k = np.repeat(k.transpose(1, 0, 2), group, axis=0).astype(F32)
+        v = np.repeat(v.transpose(1, 0, 2), group, axis=0).astype(F32)
+        q = query[first:last].transpose(1, 0, 2)  # [H, q_len, D]
+        scores = np.matmul(q, k.transpose(0, 2, 1)) * scale  # [H, q_len, length]
+        query_positions = length - (last - first) + np.arange(last - first)
+        scores[:, positions[None, :] > query_positions[:, None]] = -np.inf
+        scores -= scores.max(axis=-1, keepdims=True)
+        weights = np.exp(scores)
+        weights /= weights.sum(axis=-1, keepdims=True)
+        out[first:last] = np.matmul(weights, v).transpose(1, 0, 2)
+    return out
