@@ -325,6 +325,73 @@ def speculate_update_cases(torch: Any) -> Iterator[Case]:
         )
 
 
+# (batch, context) of the decode targets: the issue's bandwidth shape and the two extremes.
+DECODE_SHAPES = ((64, 4096), (1, 32768), (256, 1024), (16, 4096))
+# Llama-3-70B / Qwen2.5-72B attention: 64 query heads over 8 KV heads, head dim 128.
+DECODE_HEADS = (64, 8, 128)
+DECODE_BLOCK_SIZE = 64
+
+
+def _paged_cache(torch: Any, batch: int, context: int, kv_heads: int, head_dim: int,
+                 dtype: Any) -> tuple[Any, Any, Any, Any]:
+    """Caches holding exactly batch x context tokens, blocks shuffled over the pool."""
+    per_seq = -(-context // DECODE_BLOCK_SIZE)
+    num_blocks = batch * per_seq
+    shape = (num_blocks, kv_heads, DECODE_BLOCK_SIZE, head_dim)
+    if dtype == torch.int8:
+        key = torch.randint(-127, 128, shape, device="cuda", dtype=torch.int8)
+        value = torch.randint(-127, 128, shape, device="cuda", dtype=torch.int8)
+    else:
+        key = torch.randn(shape, device="cuda", dtype=torch.bfloat16).to(dtype)
+        value = torch.randn(shape, device="cuda", dtype=torch.bfloat16).to(dtype)
+    tables = torch.randperm(num_blocks, device="cuda", dtype=torch.int32).view(batch, per_seq)
+    lens = torch.full((batch,), context, device="cuda", dtype=torch.int32)
+    return key, value, tables, lens
+
+
+def paged_decode_cases(torch: Any) -> Iterator[Case]:
+    from .. import attention
+
+    num_heads, kv_heads, head_dim = DECODE_HEADS
+    caches = {"bf16 c16": torch.bfloat16, "int8 c8": torch.int8,
+              "fp8 c8": torch.float8_e4m3fn}
+    for label, cache_dtype in caches.items():
+        for batch, context in DECODE_SHAPES:
+            if cache_dtype != torch.bfloat16 and (batch, context) != DECODE_SHAPES[0]:
+                continue
+            key, value, tables, lens = _paged_cache(torch, batch, context, kv_heads, head_dim,
+                                                    cache_dtype)
+            scales = {}
+            if cache_dtype != torch.bfloat16:
+                scales = {"key_scale": torch.full((kv_heads,), 0.02, device="cuda"),
+                          "value_scale": torch.full((kv_heads,), 0.02, device="cuda")}
+            query = torch.randn(batch, num_heads, head_dim, device="cuda", dtype=torch.bfloat16)
+            out = torch.empty_like(query)
+            implementations = {
+                "fastdeploy_ops": lambda query=query, key=key, value=value, tables=tables,
+                    lens=lens, out=out, scales=scales: attention.paged_decode_attention(
+                        query, key, value, tables, lens, out=out, check_metadata=False, **scales),
+            }
+            if cache_dtype == torch.bfloat16:
+                # Dense (unpaged) K/V through torch's SDPA: what a contiguous cache would cost.
+                dense_k = torch.randn(batch, kv_heads, context, head_dim, device="cuda",
+                                      dtype=torch.bfloat16)
+                dense_v = torch.randn_like(dense_k)
+                implementations["torch sdpa (dense KV)"] = (
+                    lambda q=query[:, :, None, :], k=dense_k, v=dense_v:
+                        torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+            element = key.element_size()
+            yield Case(
+                op="paged_decode_attention", label=label, tokens=batch, axis="batch",
+                shape={"batch": batch, "context": context, "q_heads": num_heads,
+                       "kv_heads": kv_heads, "D": head_dim},
+                implementations=implementations,
+                # K and V of every cached token, plus query and output.
+                bytes_moved=2 * batch * context * kv_heads * head_dim * element
+                + 2 * 2 * query.numel(),
+            )
+
+
 OPS: dict[str, Callable[[Any], Iterator[Case]]] = {
     "grouped_topk": grouped_topk_cases,
     "gelu_tanh": gelu_tanh_cases,
@@ -334,4 +401,5 @@ OPS: dict[str, Callable[[Any], Iterator[Case]]] = {
     "top_k_renorm_probs": top_k_renorm_cases,
     "top_k_top_p_sampling_from_probs": top_k_top_p_sampling_cases,
     "speculate_update": speculate_update_cases,
+    "paged_decode_attention": paged_decode_cases,
 }
