@@ -53,6 +53,22 @@ def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float
         raise TypeError(f"{op}: argument 'softmax_scale' must be a float, got {given}") from None
 
 
+def _attend(op: str, query: Tensor, cu_seqlens_q: Tensor | None, key_cache: Tensor,
+            value_cache: Tensor, block_tables: Tensor, seq_lens: Tensor,
+            key_scale: Tensor | None, value_scale: Tensor | None, softmax_scale: float | None,
+            out: Tensor | None, check_metadata: bool) -> Tensor:
+    """Decode (no ``cu_seqlens_q``) or prefill: allocates ``out`` if needed and launches."""
+    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
+    framework = framework_of(op, "query", query)
+    scale = _softmax_scale(op, query, softmax_scale)
+    if out is None:
+        out = framework.empty(query, tuple(query.shape), dtype_name(query))
+    rows = (query, out) if cu_seqlens_q is None else (query, out, cu_seqlens_q)
+    launch(framework, kernel, *rows, key_cache_arg, value_cache_arg, block_tables, seq_lens,
+           key_scale, value_scale, scale, bool(check_metadata))
+    return out
+
+
 def paged_kv_append(
     key: Tensor,
     value: Tensor,
@@ -133,15 +149,8 @@ def paged_decode_attention(
     Returns:
         ``out``, or a new tensor like ``query``.
     """
-    op = "paged_decode_attention"
-    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
-    framework = framework_of(op, "query", query)
-    scale = _softmax_scale(op, query, softmax_scale)
-    if out is None:
-        out = framework.empty(query, tuple(query.shape), dtype_name(query))
-    launch(framework, kernel, query, out, key_cache_arg, value_cache_arg, block_tables, seq_lens,
-           key_scale, value_scale, scale, bool(check_metadata))
-    return out
+    return _attend("paged_decode_attention", query, None, key_cache, value_cache, block_tables,
+                   seq_lens, key_scale, value_scale, softmax_scale, out, check_metadata)
 
 
 def paged_prefill_attention(
@@ -182,12 +191,6 @@ def paged_prefill_attention(
     chunk, but long prefills re-read the prefix once per token from L2, so it is meant for
     chunked prefill of moderate chunks, not as a flash-attention replacement.
     """
-    op = "paged_prefill_attention"
-    kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
-    framework = framework_of(op, "query", query)
-    scale = _softmax_scale(op, query, softmax_scale)
-    if out is None:
-        out = framework.empty(query, tuple(query.shape), dtype_name(query))
-    launch(framework, kernel, query, out, cu_seqlens_q, key_cache_arg, value_cache_arg,
-           block_tables, seq_lens, key_scale, value_scale, scale, bool(check_metadata))
-    return out
+    return _attend("paged_prefill_attention", query, cu_seqlens_q, key_cache, value_cache,
+                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, out,
+                   check_metadata)
