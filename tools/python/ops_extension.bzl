@@ -173,8 +173,9 @@ The families are built through a split transition over the SMs (the `sms` attrib
 families whose min_sm allows it; the others are listed in the manifest as skipped, with the
 reason, and their ops raise until fastdeploy_ops.jit loads kernels for them. Bindings and nanobind are host code,
 built once and shared by every SM's module. The output group `manifests` holds only the manifests,
-which need analysis but no compile: a filegroup with `output_group = "manifests"` checks the
-gating of SMs whose kernels it never builds.""",
+which need analysis but no compile: a test whose data is a filegroup with
+`output_group = "manifests"` checks the gating of SMs whose kernels are never built. (Built at top
+level, that filegroup also builds its srcs' default outputs: tag both targets manual.)""",
     attrs = {
         "families": attr.label_list(
             providers = [FamilyInfo],
