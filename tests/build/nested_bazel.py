@@ -69,6 +69,13 @@ class Workspace:
         with open(self.path / relative, "a") as f:
             f.write(text)
 
+    def replace(self, relative: str, old: str, new: str) -> None:
+        """Replaces the one occurrence of `old` in a file of this workspace."""
+        path = self.path / relative
+        text = path.read_text()
+        assert text.count(old) == 1, f"{relative}: {old!r} occurs {text.count(old)} times"
+        path.write_text(text.replace(old, new))
+
     def wheel_sha256(self) -> str:
         (wheel,) = (self.path / "bazel-bin/python/wheel").glob("*.whl")
         return hashlib.sha256(wheel.read_bytes()).hexdigest()

@@ -156,7 +156,12 @@ def _ops_extension_impl(ctx):
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
         OpsExtensionInfo(package_dir = ctx.attr.package_dir, modules = modules, manifests = manifests),
-        OutputGroupInfo(nvcc_time = depset(transitive = nvcc_time)),
+        # The manifests alone are ctx.actions.write outputs: requesting only this group runs no
+        # compile or link, whatever SMs the target names.
+        OutputGroupInfo(
+            manifests = depset([manifests[sm] for sm in sorted(manifests, key = int)]),
+            nvcc_time = depset(transitive = nvcc_time),
+        ),
     ]
 
 _ops_extension = rule(
@@ -167,7 +172,10 @@ The families are built through a split transition over the SMs (the `sms` attrib
 --//tools/cuda:sms). Per SM the module holds every family's bindings and the kernels of the
 families whose min_sm allows it; the others are listed in the manifest as skipped, with the
 reason, and their ops raise until fastdeploy_ops.jit loads kernels for them. Bindings and nanobind are host code,
-built once and shared by every SM's module.""",
+built once and shared by every SM's module. The output group `manifests` holds only the manifests,
+which need analysis but no compile: a test whose data is a filegroup with
+`output_group = "manifests"` checks the gating of SMs whose kernels are never built. (Built at top
+level, that filegroup also builds its srcs' default outputs: tag both targets manual.)""",
     attrs = {
         "families": attr.label_list(
             providers = [FamilyInfo],
