@@ -29,8 +29,7 @@ enum class CacheType : int32_t {
 
 // Head dims with instantiated kernels.
 inline constexpr int kHeadDims[] = {64, 128, 256};
-// Longest context span one thread block covers; longer contexts are split over blocks and
-// their partial softmax states merged.
+// Tokens whose block ids a thread block stages in shared memory at a time.
 inline constexpr int kMaxPartitionTokens = 2048;
 
 struct PagedCache {

@@ -52,8 +52,8 @@ inline int group_tile(int group_size, int head_dim) {
   return group_size <= 1 ? 1 : group_size <= 2 ? 2 : group_size <= 4 ? 4 : 8;
 }
 
-// Partitions so that about four blocks per SM are in flight, each covering at least 256 and at
-// most kMaxPartitionTokens tokens of the longest context the block tables allow.
+// Partitions so that about four blocks per SM are in flight, each covering at least 256 tokens
+// of the longest context the block tables allow; one partition when the rows alone fill the GPU.
 inline SplitPlan plan_split(const AttentionParams& p, int tile) {
   SplitPlan plan = {};
   const int group_size = p.num_heads / p.cache.kv_heads;
@@ -65,7 +65,6 @@ inline SplitPlan plan_split(const AttentionParams& p, int tile) {
   const int64_t wanted_splits = (wanted_blocks + items - 1) / items;
   int64_t partition = (capacity + wanted_splits - 1) / wanted_splits;
   partition = partition < 256 ? 256 : partition;
-  partition = partition > kMaxPartitionTokens ? kMaxPartitionTokens : partition;
   plan.partition_tokens = static_cast<int32_t>(partition);
   plan.num_splits = static_cast<int32_t>((capacity + partition - 1) / partition);
   return plan;

@@ -104,10 +104,6 @@ __global__ void __launch_bounds__(kThreads)
     write_empty_partition<T>(p, plan, w, HD, ctx.bad);
     return;
   }
-  if (!load_block_ids(cache, ctx.seq, begin, end, block_ids, &bad_block)) {
-    write_empty_partition<T>(p, plan, w, HD, true);
-    return;
-  }
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int c = lane / 4, q = lane % 4;
@@ -145,87 +141,97 @@ __global__ void __launch_bounds__(kThreads)
 
   const auto* key = static_cast<const Element*>(cache.key);
   const auto* value = static_cast<const Element*>(cache.value);
-  const int64_t block_base = (begin / cache.block_size) * cache.block_size;
+  int64_t block_base = 0;  // of the current window
   auto row_offset = [&](int64_t t) {
     const int local = static_cast<int>(t - block_base);
     return cache_row_offset(cache, block_ids[local / cache.block_size], w.kv_head,
                             local % cache.block_size);
   };
 
-  for (int64_t chunk = begin + static_cast<int64_t>(warp) * kChunkTokens; chunk < end;
-       chunk += kWarps * kChunkTokens) {
-    // K for tokens chunk + 8 t + c, V for tokens chunk + {2q, 2q + 1, 2q + 8, 2q + 9}.
-    uint4 k_regs[2][kStepPairs];
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      const int64_t token = chunk + 8 * t + c;
-#pragma unroll
-      for (int s = 0; s < kStepPairs; ++s) {
-        k_regs[t][s] = token < end ? load_chunk_as_pairs<T, C>(key + row_offset(token) + 32 * s + 8 * q)
-                                   : make_uint4(0, 0, 0, 0);
-      }
+    // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
+  for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
+    const int64_t window_end = min(end, window + kMaxPartitionTokens);
+    if (!load_block_ids(cache, ctx.seq, window, window_end, block_ids, &bad_block)) {
+      write_empty_partition<T>(p, plan, w, HD, true);
+      return;
     }
-    uint4 v_regs[4][kDimTiles / 8];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int64_t token = chunk + 2 * q + (i & 1) + 8 * (i >> 1);
-#pragma unroll
-      for (int h = 0; h < kDimTiles / 8; ++h) {
-        v_regs[i][h] = token < end ? load_chunk_as_pairs<T, C>(value + row_offset(token) +
-                                                               c * kDimTiles + 8 * h)
-                                   : make_uint4(0, 0, 0, 0);  // zero: p = 0 must not meet NaN
+    block_base = (window / cache.block_size) * cache.block_size;
+    for (int64_t chunk = window + static_cast<int64_t>(warp) * kChunkTokens; chunk < window_end;
+         chunk += kWarps * kChunkTokens) {
+      // K for tokens chunk + 8 t + c, V for tokens chunk + {2q, 2q + 1, 2q + 8, 2q + 9}.
+      uint4 k_regs[2][kStepPairs];
+  #pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        const int64_t token = chunk + 8 * t + c;
+  #pragma unroll
+        for (int s = 0; s < kStepPairs; ++s) {
+          k_regs[t][s] = token < window_end ? load_chunk_as_pairs<T, C>(key + row_offset(token) + 32 * s + 8 * q)
+                                     : make_uint4(0, 0, 0, 0);
+        }
+      }
+      uint4 v_regs[4][kDimTiles / 8];
+  #pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t token = chunk + 2 * q + (i & 1) + 8 * (i >> 1);
+  #pragma unroll
+        for (int h = 0; h < kDimTiles / 8; ++h) {
+          v_regs[i][h] = token < window_end ? load_chunk_as_pairs<T, C>(value + row_offset(token) +
+                                                                 c * kDimTiles + 8 * h)
+                                     : make_uint4(0, 0, 0, 0);  // zero: p = 0 must not meet NaN
+        }
+      }
+
+      float s_acc[2][4];
+  #pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        s_acc[t][0] = s_acc[t][1] = s_acc[t][2] = s_acc[t][3] = 0.0f;
+  #pragma unroll
+        for (int s = 0; s < kStepPairs; ++s) {
+          mma_16816<T>(s_acc[t], q_frag[2 * s], k_regs[t][s].x, k_regs[t][s].y);
+          mma_16816<T>(s_acc[t], q_frag[2 * s + 1], k_regs[t][s].z, k_regs[t][s].w);
+        }
+      }
+      // Online softmax per row (r = 0: row c, r = 1: row c + 8); columns 2q, 2q + 1 of each tile.
+      uint32_t p_frag[4];
+  #pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float s[4];
+  #pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int t = i / 2, col = 2 * q + (i & 1);
+          s[i] = chunk + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale : -INFINITY;
+        }
+        float m = fmaxf(fmaxf(s[0], s[1]), fmaxf(s[2], s[3]));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        const float new_max = fmaxf(row_max[r], m);
+        // new_max is finite: every chunk holds at least one token below `end`.
+        const float correction = exp2f(row_max[r] - new_max);
+        row_max[r] = new_max;
+        float e[4];
+  #pragma unroll
+        for (int i = 0; i < 4; ++i) e[i] = exp2f(s[i] - new_max);
+        row_sum[r] = row_sum[r] * correction + (e[0] + e[1]) + (e[2] + e[3]);
+  #pragma unroll
+        for (int j = 0; j < kDimTiles; ++j) {
+          out[j][2 * r] *= correction;
+          out[j][2 * r + 1] *= correction;
+        }
+        p_frag[r] = pack2<T>(e[0], e[1]);      // tile 0: a0 (row c) / a1 (row c + 8)
+        p_frag[2 + r] = pack2<T>(e[2], e[3]);  // tile 1: a2 / a3
+      }
+  #pragma unroll
+      for (int j = 0; j < kDimTiles; ++j) {
+        const int h = j / 8, i = j % 8;  // dim c * kDimTiles + j is element i of load h
+        auto element_pair = [&](const uint4& a, const uint4& b) {
+          const uint32_t wa = (&a.x)[i / 2], wb = (&b.x)[i / 2];
+          return __byte_perm(wa, wb, (i & 1) ? 0x7632 : 0x5410);
+        };
+        mma_16816<T>(out[j], p_frag, element_pair(v_regs[0][h], v_regs[1][h]),
+                     element_pair(v_regs[2][h], v_regs[3][h]));
       }
     }
 
-    float s_acc[2][4];
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      s_acc[t][0] = s_acc[t][1] = s_acc[t][2] = s_acc[t][3] = 0.0f;
-#pragma unroll
-      for (int s = 0; s < kStepPairs; ++s) {
-        mma_16816<T>(s_acc[t], q_frag[2 * s], k_regs[t][s].x, k_regs[t][s].y);
-        mma_16816<T>(s_acc[t], q_frag[2 * s + 1], k_regs[t][s].z, k_regs[t][s].w);
-      }
-    }
-    // Online softmax per row (r = 0: row c, r = 1: row c + 8); columns 2q, 2q + 1 of each tile.
-    uint32_t p_frag[4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float s[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int t = i / 2, col = 2 * q + (i & 1);
-        s[i] = chunk + 8 * t + col < end ? s_acc[t][2 * r + (i & 1)] * score_scale : -INFINITY;
-      }
-      float m = fmaxf(fmaxf(s[0], s[1]), fmaxf(s[2], s[3]));
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-      const float new_max = fmaxf(row_max[r], m);
-      // new_max is finite: every chunk holds at least one token below `end`.
-      const float correction = exp2f(row_max[r] - new_max);
-      row_max[r] = new_max;
-      float e[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) e[i] = exp2f(s[i] - new_max);
-      row_sum[r] = row_sum[r] * correction + (e[0] + e[1]) + (e[2] + e[3]);
-#pragma unroll
-      for (int j = 0; j < kDimTiles; ++j) {
-        out[j][2 * r] *= correction;
-        out[j][2 * r + 1] *= correction;
-      }
-      p_frag[r] = pack2<T>(e[0], e[1]);      // tile 0: a0 (row c) / a1 (row c + 8)
-      p_frag[2 + r] = pack2<T>(e[2], e[3]);  // tile 1: a2 / a3
-    }
-#pragma unroll
-    for (int j = 0; j < kDimTiles; ++j) {
-      const int h = j / 8, i = j % 8;  // dim c * kDimTiles + j is element i of load h
-      auto element_pair = [&](const uint4& a, const uint4& b) {
-        const uint32_t wa = (&a.x)[i / 2], wb = (&b.x)[i / 2];
-        return __byte_perm(wa, wb, (i & 1) ? 0x7632 : 0x5410);
-      };
-      mma_16816<T>(out[j], p_frag, element_pair(v_regs[0][h], v_regs[1][h]),
-                   element_pair(v_regs[2][h], v_regs[3][h]));
-    }
   }
 
   // Merge the warps: each writes its rows' state, the block combines them.

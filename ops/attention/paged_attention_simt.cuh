@@ -58,11 +58,6 @@ __global__ void __launch_bounds__(kThreads)
     write_empty_partition<T>(p, plan, w, HD, ctx.bad);
     return;
   }
-  if (!load_block_ids(cache, ctx.seq, begin, end, block_ids, &bad_block)) {
-    write_empty_partition<T>(p, plan, w, HD, true);
-    return;
-  }
-  const int64_t first_block = begin / cache.block_size;
 
   const int lane = threadIdx.x % 32;
   const int group = (threadIdx.x / 32) * kTokensPerWarp + lane / kLanesPerToken;
@@ -95,67 +90,76 @@ __global__ void __launch_bounds__(kThreads)
 
   const auto* key = static_cast<const typename Storage::Element*>(cache.key);
   const auto* value = static_cast<const typename Storage::Element*>(cache.value);
-  const int64_t block_base = first_block * cache.block_size;
-  for (int64_t t0 = begin + group; t0 < end; t0 += kGroups * kUnroll) {
-    Chunk k_chunk[kUnroll], v_chunk[kUnroll];
-    bool valid[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t t = t0 + static_cast<int64_t>(u) * kGroups;
-      valid[u] = t < end;
-      if (valid[u]) {
-        const int local = static_cast<int>(t - block_base);
-        const int64_t offset =
-            cache_row_offset(cache, block_ids[local / cache.block_size], kv_head,
-                             local % cache.block_size) +
-            dim0;
-        k_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(key + offset));
-        v_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(value + offset));
-      }
+  // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
+  for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
+    const int64_t window_end = min(end, window + kMaxPartitionTokens);
+    if (!load_block_ids(cache, ctx.seq, window, window_end, block_ids, &bad_block)) {
+      write_empty_partition<T>(p, plan, w, HD, true);
+      return;
     }
-    float score[kUnroll][GT];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float k[kChunk];
-      Storage::to_float(k_chunk[u], k);
-#pragma unroll
-      for (int h = 0; h < GT; ++h) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kChunk; ++i) dot = fmaf(q[h][i], k[i], dot);
-#pragma unroll
-        for (int offset = kLanesPerToken / 2; offset > 0; offset /= 2) {
-          dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    const int64_t block_base = (window / cache.block_size) * cache.block_size;
+    for (int64_t t0 = window + group; t0 < window_end; t0 += kGroups * kUnroll) {
+      Chunk k_chunk[kUnroll], v_chunk[kUnroll];
+      bool valid[kUnroll];
+  #pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t t = t0 + static_cast<int64_t>(u) * kGroups;
+        valid[u] = t < window_end;
+        if (valid[u]) {
+          const int local = static_cast<int>(t - block_base);
+          const int64_t offset =
+              cache_row_offset(cache, block_ids[local / cache.block_size], kv_head,
+                               local % cache.block_size) +
+              dim0;
+          k_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(key + offset));
+          v_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(value + offset));
         }
-        score[u][h] = valid[u] ? dot : -INFINITY;
       }
-    }
-#pragma unroll
-    for (int h = 0; h < GT; ++h) {
-      float new_max = running_max[h];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) new_max = fmaxf(new_max, score[u][h]);
-      if (new_max == -INFINITY) continue;  // none of this group's tokens is in range
-      const float correction = exp2f(running_max[h] - new_max);
-      running_max[h] = new_max;
-      running_sum[h] *= correction;
-#pragma unroll
-      for (int i = 0; i < kChunk; ++i) acc[h][i] *= correction;
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) score[u][h] = exp2f(score[u][h] - new_max);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (!valid[u]) continue;
-      float v[kChunk];
-      Storage::to_float(v_chunk[u], v);
-#pragma unroll
+      float score[kUnroll][GT];
+  #pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        float k[kChunk];
+        Storage::to_float(k_chunk[u], k);
+  #pragma unroll
+        for (int h = 0; h < GT; ++h) {
+          float dot = 0.0f;
+  #pragma unroll
+          for (int i = 0; i < kChunk; ++i) dot = fmaf(q[h][i], k[i], dot);
+  #pragma unroll
+          for (int offset = kLanesPerToken / 2; offset > 0; offset /= 2) {
+            dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+          }
+          score[u][h] = valid[u] ? dot : -INFINITY;
+        }
+      }
+  #pragma unroll
       for (int h = 0; h < GT; ++h) {
-        running_sum[h] += score[u][h];
-#pragma unroll
-        for (int i = 0; i < kChunk; ++i) acc[h][i] = fmaf(score[u][h], v[i], acc[h][i]);
+        float new_max = running_max[h];
+  #pragma unroll
+        for (int u = 0; u < kUnroll; ++u) new_max = fmaxf(new_max, score[u][h]);
+        if (new_max == -INFINITY) continue;  // none of this group's tokens is in range
+        const float correction = exp2f(running_max[h] - new_max);
+        running_max[h] = new_max;
+        running_sum[h] *= correction;
+  #pragma unroll
+        for (int i = 0; i < kChunk; ++i) acc[h][i] *= correction;
+  #pragma unroll
+        for (int u = 0; u < kUnroll; ++u) score[u][h] = exp2f(score[u][h] - new_max);
+      }
+  #pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (!valid[u]) continue;
+        float v[kChunk];
+        Storage::to_float(v_chunk[u], v);
+  #pragma unroll
+        for (int h = 0; h < GT; ++h) {
+          running_sum[h] += score[u][h];
+  #pragma unroll
+          for (int i = 0; i < kChunk; ++i) acc[h][i] = fmaf(score[u][h], v[i], acc[h][i]);
+        }
       }
     }
+
   }
 
   // Merge the lane groups' states.
