@@ -11,7 +11,16 @@ one); importing this package touches neither the GPU nor any framework.
 - :mod:`fastdeploy_ops.testing` and ``python -m fastdeploy_ops.selftest``: the shipped tests.
 """
 
-from . import activation, moe_routing, penalty, preprocess, rotary, sampling, speculative
+from . import (
+    activation,
+    moe_routing,
+    penalty,
+    preprocess,
+    quantization,
+    rotary,
+    sampling,
+    speculative,
+)
 from ._info import Info, available_ops, info
 from ._loader import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
@@ -27,6 +36,7 @@ __all__ = [
     "moe_routing",
     "penalty",
     "preprocess",
+    "quantization",
     "rotary",
     "sampling",
     "speculative",
