@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,10 @@ PINNED = {
     "activation": {"min_sm": 70, "ops": ["gelu_tanh"]},  # tanhf on sm70, tanh.approx on sm75+
     "moe_routing": {"min_sm": 70, "ops": ROUTING_OPS},
     "speculative": {"min_sm": 70, "ops": ["speculate_update", "speculate_verify"]},
+}
+# Families above SM80: skipped by the sm70 and sm80 modules, held by the sm89 and sm90 ones.
+NEWER = {
+    "quantization": {"min_sm": 89, "ops": ["per_token_quant", "per_token_quant_padding"]},
 }
 
 
@@ -43,6 +48,33 @@ def test_each_module_holds_exactly_the_families_its_sm_allows(compiled_modules: 
     for name, entry in manifest["skipped"].items():
         assert entry["min_sm"] > sm, name
         assert entry["reason"] == f"requires SM{entry['min_sm']}+, this module is sm{sm}"
+
+
+@pytest.mark.parametrize("sm", [70, 80])
+def test_families_above_sm80_are_skipped_with_the_reason(compiled_modules: Path, sm: int) -> None:
+    manifest = raw(compiled_modules, sm)
+    for name, entry in NEWER.items():
+        assert name not in manifest["families"]
+        assert manifest["skipped"][name] == {
+            **entry, "reason": f"requires SM{entry['min_sm']}+, this module is sm{sm}"}
+
+
+def newer_manifests() -> dict[int, dict]:
+    """The manifests of sm89 and sm90 modules (//tests/python:manifests_sm89_sm90, written
+    from the same family declarations as the modules' manifests, without compiling them)."""
+    paths = [Path(p) for p in os.environ["NEWER_MANIFESTS"].split()]
+    return {int(p.stem.removeprefix("manifest_sm")): json.loads(p.read_text()) for p in paths}
+
+
+def test_sm89_and_sm90_hold_every_family(compiled_modules: Path) -> None:
+    manifests = newer_manifests()
+    assert sorted(manifests) == [89, 90]
+    sm80 = raw(compiled_modules, 80)
+    for sm, manifest in manifests.items():
+        assert manifest["module"] == f"_ops_sm{sm}" and manifest["skipped"] == {}
+        assert declared(manifest) == declared(sm80)
+        for name, entry in {**PINNED, **NEWER}.items():
+            assert manifest["families"][name] == entry, (sm, name)
 
 
 def test_sm70_and_sm80_declare_the_same_families(compiled_modules: Path) -> None:

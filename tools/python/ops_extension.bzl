@@ -209,3 +209,34 @@ def ops_extension(name, families, **kwargs):
         family_bindings = families,
         **kwargs
     )
+
+def _ops_manifests_impl(ctx):
+    toolkit = ctx.attr._toolkit[CudaToolkitInfo]
+    files = []
+    for sm in sorted(ctx.split_attr.families, key = int):
+        infos = [f[FamilyInfo] for f in ctx.split_attr.families[sm]]
+        manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
+        ctx.actions.write(manifest, _manifest(ctx, sm, "_ops_sm" + sm, infos, toolkit))
+        files.append(manifest)
+    return [DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files))]
+
+ops_manifests = rule(
+    implementation = _ops_manifests_impl,
+    doc = """Writes only the `<package_dir>/manifest_smNN.json` that ops_extension would write for
+each SM. A manifest depends only on the families' declarations, so nothing is compiled: tests pin
+the gating of SMs whose modules they do not build.""",
+    attrs = {
+        "families": attr.label_list(
+            providers = [FamilyInfo],
+            cfg = sm_split_transition,
+            doc = "ops_family targets, analysed once per SM (not built).",
+        ),
+        "sms": attr.string_list(doc = "SMs to describe; empty means --//tools/cuda:sms."),
+        "package_dir": attr.string(default = "fastdeploy_ops"),
+        "package_version": attr.string(mandatory = True),
+        "_toolkit": attr.label(default = "@cuda_toolkit//:toolkit", providers = [CudaToolkitInfo]),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
