@@ -109,28 +109,34 @@ __device__ __forceinline__ void store_e4m3(uint8_t* dst, const float* y) {
   }
 }
 
+// Calls f(c, k, col) for every V-element piece a lane holds of a segment: access k of block
+// 2c + half, starting `col` columns after the segment's first (see per_token_quant_kernel).
+template <int V, typename F>
+__device__ __forceinline__ void for_each_piece(int half, int piece, F&& f) {
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+#pragma unroll
+    for (int k = 0; k < 8 / V; ++k) f(c, k, (2 * c + half) * kBlockSize + (k * 16 + piece) * V);
+  }
+}
+
 // Rounds one segment's pieces to e4m3 and stores them: x / s (kUe8m0: an exact
 // multiplication), else x * 448 / m (multiply, then divide) through divide_rn.
 template <bool kUe8m0, int V, int kPieces, typename T>
 __device__ __forceinline__ void quantize_pieces(const Vec<T, V> (&raw)[kChunks][kPieces],
                                                 const BlockScale (&b)[kChunks], uint8_t* dst,
                                                 int half, int piece, int64_t remaining) {
+  for_each_piece<V>(half, piece, [&](int c, int k, int col) {
+    if (col >= remaining) return;
+    float y[V];
 #pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-    for (int k = 0; k < kPieces; ++k) {
-      const int col = (2 * c + half) * kBlockSize + (k * 16 + piece) * V;
-      if (col >= remaining) continue;
-      float y[V];
-#pragma unroll
-      for (int i = 0; i < V; ++i) {
-        const float x = to_float(raw[c][k].v[i]);
-        y[i] = kUe8m0 ? __fmul_rn(x, b[c].factor)
-                      : divide_rn(__fmul_rn(x, kE4m3Max), b[c].m, b[c].factor);
-      }
-      store_e4m3<V>(dst + col, y);
+    for (int i = 0; i < V; ++i) {
+      const float x = to_float(raw[c][k].v[i]);
+      y[i] = kUe8m0 ? __fmul_rn(x, b[c].factor)
+                    : divide_rn(__fmul_rn(x, kE4m3Max), b[c].m, b[c].factor);
     }
-  }
+    store_e4m3<V>(dst + col, y);
+  });
 }
 
 // The rare exact-division case (a block max above 2^119, bf16 only), out of line so that it
@@ -139,22 +145,16 @@ template <int V, typename T>
 __device__ __noinline__ void quantize_segment_exact(const T* src, uint8_t* dst, float m0,
                                                     float m1, float m2, float m3, int half,
                                                     int piece, int64_t remaining) {
-  constexpr int kPieces = 8 / V;
   const float m[kChunks] = {m0, m1, m2, m3};
+  for_each_piece<V>(half, piece, [&](int c, int, int col) {
+    if (col >= remaining) return;
+    Vec<T, V> raw;
+    raw.load(src + col);
+    float y[V];
 #pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-    for (int k = 0; k < kPieces; ++k) {
-      const int col = (2 * c + half) * kBlockSize + (k * 16 + piece) * V;
-      if (col >= remaining) continue;
-      Vec<T, V> raw;
-      raw.load(src + col);
-      float y[V];
-#pragma unroll
-      for (int i = 0; i < V; ++i) y[i] = __fdiv_rn(__fmul_rn(to_float(raw.v[i]), kE4m3Max), m[c]);
-      store_e4m3<V>(dst + col, y);
-    }
-  }
+    for (int i = 0; i < V; ++i) y[i] = __fdiv_rn(__fmul_rn(to_float(raw.v[i]), kE4m3Max), m[c]);
+    store_e4m3<V>(dst + col, y);
+  });
 }
 
 // V elements per access: 8 needs H % 8 == 0, 16-byte aligned input and 8-byte aligned q; 4
@@ -187,19 +187,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
     const T* src = input + row * p.hidden + first;
 
     Vec<T, V> raw[kChunks][kPieces];
+    for_each_piece<V>(half, piece, [&](int c, int k, int col) {
+      if (col < remaining) {
+        raw[c][k].load(src + col);
+      } else {
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-#pragma unroll
-      for (int k = 0; k < kPieces; ++k) {
-        const int col = (2 * c + half) * kBlockSize + (k * 16 + piece) * V;
-        if (col < remaining) {
-          raw[c][k].load(src + col);
-        } else {
-#pragma unroll
-          for (int i = 0; i < V; ++i) raw[c][k].v[i] = from_float<T>(0.f);
-        }
+        for (int i = 0; i < V; ++i) raw[c][k].v[i] = from_float<T>(0.f);
       }
-    }
+    });
 
     BlockScale b[kChunks];
 #pragma unroll
@@ -215,19 +210,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
         amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, offset));
       }
       b[c] = block_scale(amax, p);
-    }
-
-    uint8_t* dst = q + row * p.hidden + first;
-    bool exact = false;
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) exact |= b[c].exact_division;
-    if (p.ue8m0) {
-      quantize_pieces<true>(raw, b, dst, half, piece, remaining);
-    } else if (!exact) {
-      quantize_pieces<false>(raw, b, dst, half, piece, remaining);
-    } else {
-      static_assert(kChunks == 4, "quantize_segment_exact takes four blocks");
-      quantize_segment_exact<V>(src, dst, b[0].m, b[1].m, b[2].m, b[3].m, half, piece, remaining);
     }
 
     const int64_t first_block = first / kBlockSize;
@@ -257,6 +239,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
       if (block * kBlockSize < remaining) {
         scale_row[(first_block + block) * p.scale_col_stride] = __float_as_uint(stored);
       }
+    }
+
+    uint8_t* dst = q + row * p.hidden + first;
+    bool exact = false;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) exact |= b[c].exact_division;
+    if (p.ue8m0) {
+      quantize_pieces<true>(raw, b, dst, half, piece, remaining);
+    } else if (!exact) {
+      quantize_pieces<false>(raw, b, dst, half, piece, remaining);
+    } else {
+      static_assert(kChunks == 4, "quantize_segment_exact takes four blocks");
+      quantize_segment_exact<V>(src, dst, b[0].m, b[1].m, b[2].m, b[3].m, half, piece, remaining);
     }
   }
 }
