@@ -123,7 +123,7 @@ def per_token_quant(x: ArrayLike, block_size: int = BLOCK_SIZE, use_ue8m0: bool 
             y = per_block / power[:, :, None]  # exact: a power of two
         else:
             y = (per_block * F32(E4M3_MAX)) / m[:, :, None]
-    q = e4m3_bytes(y.reshape(tokens, -1)[:, :hidden])
+    q = e4m3_bytes(y.reshape(tokens, blocks * BLOCK_SIZE)[:, :hidden])
     if not use_ue8m0:
         return q, scale
     words = -(-blocks // BLOCKS_PER_WORD)
@@ -164,7 +164,8 @@ def per_token_dequant(q: ArrayLike, scale: ArrayLike, use_ue8m0: bool = False,
     if use_ue8m0:
         words = np.ascontiguousarray(scale, dtype=np.int32).view(np.uint32)
         shifts = np.arange(BLOCKS_PER_WORD, dtype=np.uint32) * 8
-        exponents = ((words[:, :, None] >> shifts) & 0xFF).reshape(tokens, -1)[:, :blocks]
+        exponents = (words[:, :, None] >> shifts) & 0xFF
+        exponents = exponents.reshape(tokens, words.shape[1] * BLOCKS_PER_WORD)[:, :blocks]
         scale = (exponents.astype(np.uint32) << 23).view(np.float32)
     factors = np.repeat(np.asarray(scale, dtype=np.float32), BLOCK_SIZE, axis=1)[:, :hidden]
     return values * factors
