@@ -203,6 +203,16 @@ def test_padding_layout_is_column_major_with_zero_padding_rows(use_ue8m0: bool) 
         ref.per_token_quant_padding(x[:, :448], 128)
 
 
+@pytest.mark.parametrize("use_ue8m0", [False, True])
+def test_no_tokens_give_empty_outputs(use_ue8m0: bool) -> None:
+    columns = 1 if use_ue8m0 else 4
+    q, scale = ref.per_token_quant(np.zeros((0, 512), F32), 128, use_ue8m0)
+    assert q.shape == (0, 512) and scale.shape == (0, columns)
+    assert ref.per_token_quant_padding(np.zeros((0, 512), F32), 128, use_ue8m0)[1].shape == (
+        0, columns)
+    assert ref.per_token_dequant(q, scale, use_ue8m0).shape == (0, 512)
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation without a GPU
 
@@ -308,3 +318,4 @@ def test_padding_binding_wants_the_transposed_buffer_and_h_multiple_of_128(
     message = rejects(ValueError, op, "input", lambda: module.per_token_quant_padding(
         **binding_args(op, input=half(T, 192), q=np.zeros((T, 192), np.uint8))))
     assert "divisible by 128" in message
+
