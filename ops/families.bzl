@@ -7,6 +7,7 @@ FAMILIES = [
     "//ops/moe_routing",
     "//ops/penalty",
     "//ops/preprocess",
+    "//ops/quantization",
     "//ops/rotary",
     "//ops/sampling",
     "//ops/speculative",

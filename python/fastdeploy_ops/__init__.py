@@ -11,7 +11,17 @@ one); importing this package touches neither the GPU nor any framework.
 - :mod:`fastdeploy_ops.testing` and ``python -m fastdeploy_ops.selftest``: the shipped tests.
 """
 
-from . import activation, attention, moe_routing, penalty, preprocess, rotary, sampling, speculative
+from . import (
+    activation,
+    attention,
+    moe_routing,
+    penalty,
+    preprocess,
+    quantization,
+    rotary,
+    sampling,
+    speculative,
+)
 from ._info import Info, available_ops, info
 from ._loader import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
@@ -28,6 +38,7 @@ __all__ = [
     "moe_routing",
     "penalty",
     "preprocess",
+    "quantization",
     "rotary",
     "sampling",
     "speculative",

@@ -46,5 +46,5 @@ def test_command_line_help_needs_no_gpu() -> None:
     assert done.returncode == 0, done.stderr
     for op in ("grouped_topk", "gelu_tanh", "rebuild_padding", "fused_rotary_position_encoding",
                "get_token_penalty_multi_scores", "top_k_renorm_probs",
-               "top_k_top_p_sampling_from_probs", "speculate_update"):
+               "top_k_top_p_sampling_from_probs", "speculate_update", "per_token_quant"):
         assert op in done.stdout

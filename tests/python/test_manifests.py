@@ -19,6 +19,10 @@ PINNED = {
     "moe_routing": {"min_sm": 70, "ops": ROUTING_OPS},
     "speculative": {"min_sm": 70, "ops": ["speculate_update", "speculate_verify"]},
 }
+# Families above SM80: skipped by the sm70 and sm80 modules, held by the sm89 and sm90 ones.
+NEWER = {
+    "quantization": {"min_sm": 89, "ops": ["per_token_quant", "per_token_quant_padding"]},
+}
 
 
 def raw(package_dir: Path, sm: int) -> dict:
@@ -43,6 +47,15 @@ def test_each_module_holds_exactly_the_families_its_sm_allows(compiled_modules: 
     for name, entry in manifest["skipped"].items():
         assert entry["min_sm"] > sm, name
         assert entry["reason"] == f"requires SM{entry['min_sm']}+, this module is sm{sm}"
+
+
+@pytest.mark.parametrize("sm", [70, 80])
+def test_families_above_sm80_are_skipped_with_the_reason(compiled_modules: Path, sm: int) -> None:
+    manifest = raw(compiled_modules, sm)
+    for name, entry in NEWER.items():
+        assert name not in manifest["families"]
+        assert manifest["skipped"][name] == {
+            **entry, "reason": f"requires SM{entry['min_sm']}+, this module is sm{sm}"}
 
 
 def test_sm70_and_sm80_declare_the_same_families(compiled_modules: Path) -> None:

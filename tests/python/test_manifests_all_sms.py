@@ -1,7 +1,7 @@
 """Which families each SM's module holds or skips, for every SM the wheel may ship.
 
-The manifests come from the `manifests` output group of //tests/python:manifests_all_sms, which
-is analysis only: no kernel of any SM is compiled for this test.
+The manifests come from //tests/python:manifests_all_sms (ops_manifests), written from the
+families' declarations: no kernel of any SM is compiled for this test.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SMS = (70, 80, 89, 90)
 GATED = {
     "attention": 80,
     "attention_fp8": 89,
-    # >>> Add "quantization": 89, here when //ops/quantization is in FAMILIES. <<<
+    "quantization": 89,
 }
 
 OPS = {
@@ -29,6 +29,7 @@ OPS = {
         "paged_decode_attention_fp8",
         "paged_prefill_attention_fp8",
     ],
+    "quantization": ["per_token_quant", "per_token_quant_padding"],
 }
 
 
@@ -68,6 +69,7 @@ def test_gated_family_is_included_or_skipped_with_its_reason(sm: int, family: st
     (70, "attention", "requires SM80+, this module is sm70"),
     (70, "attention_fp8", "requires SM89+, this module is sm70"),
     (80, "attention_fp8", "requires SM89+, this module is sm80"),
+    (80, "quantization", "requires SM89+, this module is sm80"),
 ])
 def test_skip_reasons(sm: int, family: str, reason: str) -> None:
     assert manifests()[sm]["skipped"][family]["reason"] == reason

@@ -156,12 +156,7 @@ def _ops_extension_impl(ctx):
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
         OpsExtensionInfo(package_dir = ctx.attr.package_dir, modules = modules, manifests = manifests),
-        # The manifests alone are ctx.actions.write outputs: requesting only this group runs no
-        # compile or link, whatever SMs the target names.
-        OutputGroupInfo(
-            manifests = depset([manifests[sm] for sm in sorted(manifests, key = int)]),
-            nvcc_time = depset(transitive = nvcc_time),
-        ),
+        OutputGroupInfo(nvcc_time = depset(transitive = nvcc_time)),
     ]
 
 _ops_extension = rule(
@@ -172,10 +167,8 @@ The families are built through a split transition over the SMs (the `sms` attrib
 --//tools/cuda:sms). Per SM the module holds every family's bindings and the kernels of the
 families whose min_sm allows it; the others are listed in the manifest as skipped, with the
 reason, and their ops raise until fastdeploy_ops.jit loads kernels for them. Bindings and nanobind are host code,
-built once and shared by every SM's module. The output group `manifests` holds only the manifests,
-which need analysis but no compile: a test whose data is a filegroup with
-`output_group = "manifests"` checks the gating of SMs whose kernels are never built. (Built at top
-level, that filegroup also builds its srcs' default outputs: tag both targets manual.)""",
+built once and shared by every SM's module. ops_manifests writes the same manifests without
+building anything.""",
     attrs = {
         "families": attr.label_list(
             providers = [FamilyInfo],
@@ -217,3 +210,34 @@ def ops_extension(name, families, **kwargs):
         family_bindings = families,
         **kwargs
     )
+
+def _ops_manifests_impl(ctx):
+    toolkit = ctx.attr._toolkit[CudaToolkitInfo]
+    files = []
+    for sm in sorted(ctx.split_attr.families, key = int):
+        infos = [f[FamilyInfo] for f in ctx.split_attr.families[sm]]
+        manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
+        ctx.actions.write(manifest, _manifest(ctx, sm, "_ops_sm" + sm, infos, toolkit))
+        files.append(manifest)
+    return [DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files))]
+
+ops_manifests = rule(
+    implementation = _ops_manifests_impl,
+    doc = """Writes only the `<package_dir>/manifest_smNN.json` that ops_extension would write for
+each SM. A manifest depends only on the families' declarations, so nothing is compiled: tests pin
+the gating of SMs whose modules they do not build.""",
+    attrs = {
+        "families": attr.label_list(
+            providers = [FamilyInfo],
+            cfg = sm_split_transition,
+            doc = "ops_family targets, analysed once per SM (not built).",
+        ),
+        "sms": attr.string_list(doc = "SMs to describe; empty means --//tools/cuda:sms."),
+        "package_dir": attr.string(default = "fastdeploy_ops"),
+        "package_version": attr.string(mandatory = True),
+        "_toolkit": attr.label(default = "@cuda_toolkit//:toolkit", providers = [CudaToolkitInfo]),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)

@@ -6,6 +6,7 @@ import argparse
 import pathlib
 import sys
 
+from ..errors import OpUnavailableError
 from .cases import OPS
 from .results import Measurement, plot, to_json, to_markdown
 
@@ -58,21 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     device = _device_info(torch, bandwidth)
     rows: list[Measurement] = []
     for op in args.ops:
-        for case in OPS[op](torch):
-            for name, fn in case.implementations.items():
-                cold, warm = timer.graph(fn)
-                rows.append(Measurement(
-                    op=op, case=case.label, tokens=case.tokens, implementation=name,
-                    eager=timer.eager(fn), cold=cold, warm=warm, bytes_moved=case.bytes_moved,
-                    bandwidth_fraction=case.bytes_moved / (cold.median_us * 1e-6) / bandwidth,
-                    shape=case.shape, axis=case.axis))
-            print(f"{op} {case.label} {case.axis}={case.tokens}: " + ", ".join(
-                f"{r.implementation} {r.cold.median_us:.2f}/{r.warm.median_us:.2f} us"
-                for r in rows[-len(case.implementations):]) + " (cold/warm)", flush=True)
+        try:
+            for case in OPS[op](torch):
+                for name, fn in case.implementations.items():
+                    cold, warm = timer.graph(fn)
+                    rows.append(Measurement(
+                        op=op, case=case.label, tokens=case.tokens, implementation=name,
+                        eager=timer.eager(fn), cold=cold, warm=warm, bytes_moved=case.bytes_moved,
+                        bandwidth_fraction=case.bytes_moved / (cold.median_us * 1e-6) / bandwidth,
+                        shape=case.shape, axis=case.axis))
+                print(f"{op} {case.label} {case.axis}={case.tokens}: " + ", ".join(
+                    f"{r.implementation} {r.cold.median_us:.2f}/{r.warm.median_us:.2f} us"
+                    for r in rows[-len(case.implementations):]) + " (cold/warm)", flush=True)
+        except OpUnavailableError as exc:  # SM89+ ops on an older GPU, for example
+            print(f"{op}: skipped: {exc}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(to_markdown(device, rows))
     to_json(args.out / "results.json", device, rows)
-    for op in args.ops:
+    for op in sorted({r.op for r in rows}, key=args.ops.index):
         plot(args.out / f"{op}.png", op, [r for r in rows if r.op == op])
     print(f"wrote {args.out}/results.md, results.json and one PNG per op")
     return 0

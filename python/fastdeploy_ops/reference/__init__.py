@@ -15,6 +15,13 @@ from .preprocess import (
     set_stop_value_multi_ends,
     set_value_by_flags_and_idx,
 )
+from .quantization import (
+    e4m3_bytes,
+    e4m3_to_float,
+    per_token_dequant,
+    per_token_quant,
+    per_token_quant_padding,
+)
 from .rotary import fused_rotary_position_encoding
 from .sampling import (
     philox4x32_10,
@@ -27,6 +34,8 @@ from .sampling import (
 from .speculative import speculate_update, speculate_verify
 
 __all__ = [
+    "e4m3_bytes",
+    "e4m3_to_float",
     "fused_cast_sigmoid_bias",
     "fused_rotary_position_encoding",
     "gelu_tanh",
@@ -38,6 +47,9 @@ __all__ = [
     "noaux_tc",
     "paged_attention",
     "paged_kv_append",
+    "per_token_dequant",
+    "per_token_quant",
+    "per_token_quant_padding",
     "philox4x32_10",
     "rebuild_padding",
     "sampling_uniform",
