@@ -104,7 +104,7 @@ struct MetadataCheck {
 
 enum class MetadataError : int32_t {
   kNone = 0,
-  kCuSeqlens = 1,  // cu_seqlens_q[index] = value breaks 0 = cu[0] <= cu[1] <= ... <= cu[batch] = rows
+  kCuSeqlens = 1,  // cu_seqlens_q[index] = value breaks 0 = cu[0] <= ... <= cu[batch] = rows
   kLength = 2,     // lens[sequence] = value is negative, too short or beyond the block table
   kBlockId = 3,    // block_tables[sequence, index] = value is outside [0, num_blocks)
   kPosition = 4,   // position value of sequence is beyond the rotary table

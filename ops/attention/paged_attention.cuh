@@ -1,6 +1,11 @@
 // Launch of paged decode and prefill attention for one instantiation group (dtype, cache type,
 // head dim): picks the kernel (tensor cores for grouped-query attention, CUDA cores otherwise),
 // splits long contexts over blocks and merges the partitions.
+//
+// Work item of a block: one query row x one KV head x a tile of the query heads sharing it x
+// one partition of the row's context. Contexts are split into partitions when the rows alone do
+// not fill the GPU; each partition's normalised output and log-sum-exp go to a workspace and a
+// second kernel merges them. With one partition the first kernel writes the output directly.
 #pragma once
 
 #include <cuda_runtime.h>

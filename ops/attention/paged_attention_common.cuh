@@ -95,6 +95,29 @@ __device__ void write_empty_partition(const AttentionParams& p, const SplitPlan&
   }
 }
 
+// This block's tokens [begin, end) of its row's context and the row's sequence. Returns false,
+// after writing what the partition contributes, when it has no tokens (or the metadata is bad).
+struct Partition {
+  int seq;
+  int64_t begin;
+  int64_t end;
+};
+
+template <typename T>
+__device__ __forceinline__ bool find_partition(const AttentionParams& p, const SplitPlan& plan,
+                                               const WorkItem& w, int head_dim,
+                                               Partition* part) {
+  const RowContext ctx = row_context(p, w.row);
+  part->seq = ctx.seq;
+  part->begin = static_cast<int64_t>(blockIdx.y) * plan.partition_tokens;
+  part->end = ctx.bad ? part->begin : min(ctx.context, part->begin + plan.partition_tokens);
+  if (ctx.bad || part->begin >= part->end) {
+    write_empty_partition<T>(p, plan, w, head_dim, ctx.bad);
+    return false;
+  }
+  return true;
+}
+
 // Copies the block ids of tokens [begin, end) into ids; false if one is outside the cache.
 __device__ __forceinline__ bool load_block_ids(const PagedCache& cache, int seq, int64_t begin,
                                                int64_t end, int32_t* ids, bool* bad) {

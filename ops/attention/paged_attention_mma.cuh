@@ -67,9 +67,11 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
 
 // 8 consecutive cache elements as 4 registers of T pairs (exact for every cache type).
 template <typename T, CacheType C>
-__device__ __forceinline__ uint4 load_chunk_as_pairs(const typename CacheStorage<T, C>::Element* p) {
+__device__ __forceinline__ uint4
+load_chunk_as_pairs(const typename CacheStorage<T, C>::Element* p) {
   using Storage = CacheStorage<T, C>;
-  const typename Storage::Chunk chunk = __ldg(reinterpret_cast<const typename Storage::Chunk*>(p));
+  using Chunk = typename Storage::Chunk;
+  const Chunk chunk = __ldg(reinterpret_cast<const Chunk*>(p));
   if constexpr (!Storage::kQuantized) {
     return chunk;
   } else {
@@ -97,13 +99,9 @@ __global__ void __launch_bounds__(kThreads)
   const PagedCache& cache = p.cache;
   const WorkItem w = work_item(p, plan, kMmaRows);
   wait_for_dependencies();
-  const RowContext ctx = row_context(p, w.row);
-  const int64_t begin = static_cast<int64_t>(blockIdx.y) * plan.partition_tokens;
-  const int64_t end = ctx.bad ? begin : min(ctx.context, begin + plan.partition_tokens);
-  if (ctx.bad || begin >= end) {
-    write_empty_partition<T>(p, plan, w, HD, ctx.bad);
-    return;
-  }
+  Partition part;
+  if (!find_partition<T>(p, plan, w, HD, &part)) return;
+  const int64_t begin = part.begin, end = part.end;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int c = lane / 4, q = lane % 4;
@@ -151,7 +149,7 @@ __global__ void __launch_bounds__(kThreads)
     // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
   for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
     const int64_t window_end = min(end, window + kMaxPartitionTokens);
-    if (!load_block_ids(cache, ctx.seq, window, window_end, block_ids, &bad_block)) {
+    if (!load_block_ids(cache, part.seq, window, window_end, block_ids, &bad_block)) {
       write_empty_partition<T>(p, plan, w, HD, true);
       return;
     }
@@ -160,32 +158,34 @@ __global__ void __launch_bounds__(kThreads)
          chunk += kWarps * kChunkTokens) {
       // K for tokens chunk + 8 t + c, V for tokens chunk + {2q, 2q + 1, 2q + 8, 2q + 9}.
       uint4 k_regs[2][kStepPairs];
-  #pragma unroll
+#pragma unroll
       for (int t = 0; t < 2; ++t) {
         const int64_t token = chunk + 8 * t + c;
-  #pragma unroll
+#pragma unroll
         for (int s = 0; s < kStepPairs; ++s) {
-          k_regs[t][s] = token < window_end ? load_chunk_as_pairs<T, C>(key + row_offset(token) + 32 * s + 8 * q)
-                                     : make_uint4(0, 0, 0, 0);
+          k_regs[t][s] = token < window_end
+                             ? load_chunk_as_pairs<T, C>(key + row_offset(token) + 32 * s + 8 * q)
+                             : make_uint4(0, 0, 0, 0);
         }
       }
       uint4 v_regs[4][kDimTiles / 8];
-  #pragma unroll
+#pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int64_t token = chunk + 2 * q + (i & 1) + 8 * (i >> 1);
-  #pragma unroll
+#pragma unroll
         for (int h = 0; h < kDimTiles / 8; ++h) {
-          v_regs[i][h] = token < window_end ? load_chunk_as_pairs<T, C>(value + row_offset(token) +
-                                                                 c * kDimTiles + 8 * h)
-                                     : make_uint4(0, 0, 0, 0);  // zero: p = 0 must not meet NaN
+          // Zero past the end: a weight of 0 must not meet a NaN.
+          v_regs[i][h] = token < window_end ? load_chunk_as_pairs<T, C>(
+                                                  value + row_offset(token) + c * kDimTiles + 8 * h)
+                                            : make_uint4(0, 0, 0, 0);
         }
       }
 
       float s_acc[2][4];
-  #pragma unroll
+#pragma unroll
       for (int t = 0; t < 2; ++t) {
         s_acc[t][0] = s_acc[t][1] = s_acc[t][2] = s_acc[t][3] = 0.0f;
-  #pragma unroll
+#pragma unroll
         for (int s = 0; s < kStepPairs; ++s) {
           mma_16816<T>(s_acc[t], q_frag[2 * s], k_regs[t][s].x, k_regs[t][s].y);
           mma_16816<T>(s_acc[t], q_frag[2 * s + 1], k_regs[t][s].z, k_regs[t][s].w);
@@ -193,13 +193,14 @@ __global__ void __launch_bounds__(kThreads)
       }
       // Online softmax per row (r = 0: row c, r = 1: row c + 8); columns 2q, 2q + 1 of each tile.
       uint32_t p_frag[4];
-  #pragma unroll
+#pragma unroll
       for (int r = 0; r < 2; ++r) {
         float s[4];
-  #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int t = i / 2, col = 2 * q + (i & 1);
-          s[i] = chunk + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale : -INFINITY;
+          s[i] = chunk + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale
+                                                  : -INFINITY;
         }
         float m = fmaxf(fmaxf(s[0], s[1]), fmaxf(s[2], s[3]));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
@@ -209,10 +210,10 @@ __global__ void __launch_bounds__(kThreads)
         const float correction = exp2f(row_max[r] - new_max);
         row_max[r] = new_max;
         float e[4];
-  #pragma unroll
+#pragma unroll
         for (int i = 0; i < 4; ++i) e[i] = exp2f(s[i] - new_max);
         row_sum[r] = row_sum[r] * correction + (e[0] + e[1]) + (e[2] + e[3]);
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < kDimTiles; ++j) {
           out[j][2 * r] *= correction;
           out[j][2 * r + 1] *= correction;
@@ -220,7 +221,7 @@ __global__ void __launch_bounds__(kThreads)
         p_frag[r] = pack2<T>(e[0], e[1]);      // tile 0: a0 (row c) / a1 (row c + 8)
         p_frag[2 + r] = pack2<T>(e[2], e[3]);  // tile 1: a2 / a3
       }
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < kDimTiles; ++j) {
         const int h = j / 8, i = j % 8;  // dim c * kDimTiles + j is element i of load h
         auto element_pair = [&](const uint4& a, const uint4& b) {

@@ -1,12 +1,6 @@
 // The CUDA-core paged attention kernel (fp32 math): any group size and head dim, used for
 // groups of up to 2 query heads per KV head and head dim 256.
 //
-// Work item: one query row x one KV head x a tile of GT of the query heads sharing that KV head
-// (the group; groups larger than 8 take several tiles) x one partition of the row's context.
-// The context is split into partitions of at most kMaxPartitionTokens so that small batches
-// still fill the GPU; each partition's normalised output and log-sum-exp go to a workspace and
-// a second kernel merges them. With one partition the first kernel writes the output directly.
-//
 // Inside a block, each warp covers TPW tokens at a time, HD / 8 lanes per token, each lane
 // holding 8 consecutive head dims of q (pre-scaled by softmax_scale * log2(e) and the key
 // dequantisation scale, so scores come out in the exp2 domain) and of its running output. A
@@ -51,13 +45,9 @@ __global__ void __launch_bounds__(kThreads)
   const int kv_head = w.kv_head, heads = w.heads;
   const int64_t out_row = w.out_row;
   wait_for_dependencies();
-  const RowContext ctx = row_context(p, w.row);
-  const int64_t begin = static_cast<int64_t>(blockIdx.y) * plan.partition_tokens;
-  const int64_t end = ctx.bad ? begin : min(ctx.context, begin + plan.partition_tokens);
-  if (ctx.bad || begin >= end) {
-    write_empty_partition<T>(p, plan, w, HD, ctx.bad);
-    return;
-  }
+  Partition part;
+  if (!find_partition<T>(p, plan, w, HD, &part)) return;
+  const int64_t begin = part.begin, end = part.end;
 
   const int lane = threadIdx.x % 32;
   const int group = (threadIdx.x / 32) * kTokensPerWarp + lane / kLanesPerToken;
@@ -93,7 +83,7 @@ __global__ void __launch_bounds__(kThreads)
   // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
   for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
     const int64_t window_end = min(end, window + kMaxPartitionTokens);
-    if (!load_block_ids(cache, ctx.seq, window, window_end, block_ids, &bad_block)) {
+    if (!load_block_ids(cache, part.seq, window, window_end, block_ids, &bad_block)) {
       write_empty_partition<T>(p, plan, w, HD, true);
       return;
     }
@@ -101,7 +91,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t t0 = window + group; t0 < window_end; t0 += kGroups * kUnroll) {
       Chunk k_chunk[kUnroll], v_chunk[kUnroll];
       bool valid[kUnroll];
-  #pragma unroll
+#pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t t = t0 + static_cast<int64_t>(u) * kGroups;
         valid[u] = t < window_end;
@@ -116,45 +106,45 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       float score[kUnroll][GT];
-  #pragma unroll
+#pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         float k[kChunk];
         Storage::to_float(k_chunk[u], k);
-  #pragma unroll
+#pragma unroll
         for (int h = 0; h < GT; ++h) {
           float dot = 0.0f;
-  #pragma unroll
+#pragma unroll
           for (int i = 0; i < kChunk; ++i) dot = fmaf(q[h][i], k[i], dot);
-  #pragma unroll
+#pragma unroll
           for (int offset = kLanesPerToken / 2; offset > 0; offset /= 2) {
             dot += __shfl_xor_sync(0xffffffffu, dot, offset);
           }
           score[u][h] = valid[u] ? dot : -INFINITY;
         }
       }
-  #pragma unroll
+#pragma unroll
       for (int h = 0; h < GT; ++h) {
         float new_max = running_max[h];
-  #pragma unroll
+#pragma unroll
         for (int u = 0; u < kUnroll; ++u) new_max = fmaxf(new_max, score[u][h]);
         if (new_max == -INFINITY) continue;  // none of this group's tokens is in range
         const float correction = exp2f(running_max[h] - new_max);
         running_max[h] = new_max;
         running_sum[h] *= correction;
-  #pragma unroll
+#pragma unroll
         for (int i = 0; i < kChunk; ++i) acc[h][i] *= correction;
-  #pragma unroll
+#pragma unroll
         for (int u = 0; u < kUnroll; ++u) score[u][h] = exp2f(score[u][h] - new_max);
       }
-  #pragma unroll
+#pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (!valid[u]) continue;
         float v[kChunk];
         Storage::to_float(v_chunk[u], v);
-  #pragma unroll
+#pragma unroll
         for (int h = 0; h < GT; ++h) {
           running_sum[h] += score[u][h];
-  #pragma unroll
+#pragma unroll
           for (int i = 0; i < kChunk; ++i) acc[h][i] = fmaf(score[u][h], v[i], acc[h][i]);
         }
       }

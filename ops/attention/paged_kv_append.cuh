@@ -67,8 +67,9 @@ __global__ void __launch_bounds__(32 * kAppendWarps) paged_kv_append_kernel(Appe
   }
 
   const int kv_head = head - p.num_heads;
-  const int32_t block = __ldg(cache.block_tables + seq * static_cast<int64_t>(cache.max_blocks_per_seq) +
-                              position / cache.block_size);
+  const int32_t block =
+      __ldg(cache.block_tables + seq * static_cast<int64_t>(cache.max_blocks_per_seq) +
+            position / cache.block_size);
   if (block < 0 || block >= cache.num_blocks) return;
   const int64_t offset =
       cache_row_offset(cache, block, kv_head, static_cast<int>(position % cache.block_size));

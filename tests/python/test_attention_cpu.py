@@ -25,7 +25,8 @@ def test_e4m3_rounding() -> None:
 
 def test_bfloat16_and_float16_rounding() -> None:
     x = [1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8, 3.14159]
-    np.testing.assert_array_equal(round_to_dtype(x, "bfloat16"), np.array([1.0, 1.015625, 3.140625], F32))
+    want = np.array([1.0, 1.015625, 3.140625], F32)
+    np.testing.assert_array_equal(round_to_dtype(x, "bfloat16"), want)
     np.testing.assert_array_equal(round_to_dtype([1.0 + 2.0**-11], "float16"), np.array([1.0], F32))
     with pytest.raises(ValueError, match="dtype must be"):
         round_to_dtype([1.0], "int8")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["E4M3_MAX", "round_to_dtype", "round_to_e4m3"]
+from .quantization import e4m3_bytes, e4m3_to_float
 
-E4M3_MAX = 448.0
+__all__ = ["round_to_dtype", "round_to_e4m3"]
 
 
 def _round_to_bfloat16(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -20,16 +20,9 @@ def _round_to_bfloat16(x: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def round_to_e4m3(x: ArrayLike) -> NDArray[np.float32]:
-    """float32 -> float8 e4m3fn, round to nearest even, saturating to +-448 (``__NV_SATFINITE``).
-
-    e4m3fn has 3 mantissa bits, exponents -6..8 and subnormals of spacing 2**-9.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    magnitude = np.minimum(np.abs(x).astype(np.float64), E4M3_MAX)
-    exponent = np.floor(np.log2(np.maximum(magnitude, 2.0**-9)))
-    step = np.exp2(np.maximum(exponent, -6.0) - 3.0)
-    rounded = np.minimum(np.rint(magnitude / step) * step, E4M3_MAX)
-    return np.where(np.isnan(x), np.nan, np.copysign(rounded, x)).astype(np.float32)
+    """float32 -> float8 e4m3fn, round to nearest even, saturating to +-448 (``__NV_SATFINITE``),
+    as float32 values."""
+    return e4m3_to_float(e4m3_bytes(x))
 
 
 def round_to_dtype(x: ArrayLike, dtype: str) -> NDArray[np.float32]:

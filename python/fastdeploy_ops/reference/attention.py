@@ -89,7 +89,8 @@ def paged_kv_append(
                 rot_dim = cos_sin_cache.shape[1]
                 cos = cos_sin_cache[position, : rot_dim // 2].astype(F32)
                 sin = cos_sin_cache[position, rot_dim // 2 :].astype(F32)
-                k[:, :rot_dim] = round_to_dtype(rotate_rows(k[:, :rot_dim], cos, sin, is_neox), dtype)
+                rotated = rotate_rows(k[:, :rot_dim], cos, sin, is_neox)
+                k[:, :rot_dim] = round_to_dtype(rotated, dtype)
                 if query is not None:
                     query[t, :, :rot_dim] = round_to_dtype(
                         rotate_rows(query[t, :, :rot_dim], cos, sin, is_neox), dtype)
