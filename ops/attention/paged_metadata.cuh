@@ -11,7 +11,11 @@
 #include "ops/attention/workspace.h"
 
 namespace fdops::attention {
-namespace {
+
+// Threads per block of the check (a template parameter: a kernel defined in a header is a
+// template, so that two families' libraries may both contain it, with a stable name; a kernel
+// in an unnamed namespace would be named after its translation unit's path).
+inline constexpr int kCheckThreads = 128;
 
 __device__ __forceinline__ void report_problem(MetadataReport* report, MetadataError error,
                                                int sequence, int index, int64_t value) {
@@ -25,7 +29,9 @@ __device__ __forceinline__ void report_problem(MetadataReport* report, MetadataE
   }
 }
 
-__global__ void check_paged_metadata_kernel(MetadataCheck c, MetadataReport* report) {
+template <int kBlockThreads>
+__global__ void __launch_bounds__(kBlockThreads)
+    check_paged_metadata_kernel(MetadataCheck c, MetadataReport* report) {
   const int b = blockIdx.x;
   int64_t q_len = 1;
   if (c.cu_seqlens_q != nullptr) {
@@ -55,7 +61,7 @@ __global__ void check_paged_metadata_kernel(MetadataCheck c, MetadataReport* rep
   }
   const int32_t* table = c.block_tables + static_cast<int64_t>(b) * c.max_blocks_per_seq;
   const int64_t last_block = (end - 1) / c.block_size;
-  for (int64_t i = begin / c.block_size + threadIdx.x; i <= last_block; i += blockDim.x) {
+  for (int64_t i = begin / c.block_size + threadIdx.x; i <= last_block; i += kBlockThreads) {
     const int32_t id = table[i];
     if (id < 0 || id >= c.num_blocks) {
       report_problem(report, MetadataError::kBlockId, b, static_cast<int>(i), id);
@@ -74,7 +80,8 @@ inline cudaError_t run_metadata_check(const MetadataCheck& check, MetadataReport
   auto* d_report = static_cast<MetadataReport*>(device_report.data());
   err = cudaMemsetAsync(d_report, 0, sizeof(MetadataReport), stream);
   if (err == cudaSuccess) {
-    check_paged_metadata_kernel<<<check.batch, 128, 0, stream>>>(check, d_report);
+    check_paged_metadata_kernel<kCheckThreads>
+        <<<check.batch, kCheckThreads, 0, stream>>>(check, d_report);
     err = cudaGetLastError();
   }
   if (err == cudaSuccess) {
@@ -87,5 +94,4 @@ inline cudaError_t run_metadata_check(const MetadataCheck& check, MetadataReport
   return err;
 }
 
-}  // namespace
 }  // namespace fdops::attention
