@@ -37,6 +37,8 @@ def _write_profile(path: pathlib.Path) -> None:
                 "//ops/rotary:rotary_kernels", 0, 9_000_000),
         _action("Compiling CUDA ops/activation/gelu.cu for sm_80", "CudaCompile",
                 "//ops/activation:activation_kernels", 0, 4_000_000),
+        _action("Compiling CUDA ops/attention/paged_attention_bf16_c16_hd128.cu for sm_80",
+                "CudaCompile", "//ops/attention:attention_kernels", 0, 3_000_000),
         _action("Compiling ops/rotary/rotary_binding.cc", "CppCompile",
                 "//ops/rotary:rotary_binding", 4_000_000, 2_000_000),
         _action("Linking python/_ops/lib_ops_sm80.so", "CppLink", "//python:ops",
@@ -58,12 +60,17 @@ def test_report_joins_profile_and_nvcc_phases(tmp_path: pathlib.Path) -> None:
     timing.mkdir()
     _nvcc_time(timing / "rope.cu.o.nvcc_time.csv", "ops/rotary/rope.cu", "80", 5000, 1500, 1000)
     _nvcc_time(timing / "gelu.cu.o.nvcc_time.csv", "ops/activation/gelu.cu", "80", 1000, 200, 800)
+    # A generated source (one instantiation group): nvcc names it by its bazel-out path.
+    _nvcc_time(timing / "group.cu.o.nvcc_time.csv",
+               "bazel-out/k8-opt-ST-939dc8451070/bin/ops/attention/paged_attention_bf16_c16_hd128.cu",
+               "80", 2000, 300, 200)
     # Left over from an sm90 build that the profiled build did not run: must be ignored.
     _nvcc_time(timing / "old.cu.o.nvcc_time.csv", "ops/rotary/rope.cu", "90", 9999, 9999, 9999)
 
     result = report.build_report(report.read_profile(profile), report.find_nvcc_time_files(timing))
 
-    assert set(result.phases) == {("ops/rotary/rope.cu", "80"), ("ops/activation/gelu.cu", "80")}
+    assert set(result.phases) == {("ops/rotary/rope.cu", "80"), ("ops/activation/gelu.cu", "80"),
+                                  ("ops/attention/paged_attention_bf16_c16_hd128.cu", "80")}
     rope = result.phases[("ops/rotary/rope.cu", "80")]
     assert (rope["cicc"], rope["ptxas"], rope["host compile"]) == (5000, 1500, 1000)
     assert rope["front end"] == 300 and rope["other"] == 11
@@ -71,7 +78,8 @@ def test_report_joins_profile_and_nvcc_phases(tmp_path: pathlib.Path) -> None:
     assert [name for name, _ in result.profile.critical_path] == [
         "Compiling CUDA ops/rotary/rope.cu for sm_80", "Linking python/_ops/lib_ops_sm80.so"]
     assert report.family_totals(result.profile) == {
-        "rotary": (11_000_000, 2), "activation": (4_000_000, 1), "host and link": (1_000_000, 1)}
+        "rotary": (11_000_000, 2), "activation": (4_000_000, 1), "attention": (3_000_000, 1),
+        "host and link": (1_000_000, 1)}
 
     text = report.format_report(result, top=5)
     assert "    9.00 s  CudaCompile     Compiling CUDA ops/rotary/rope.cu for sm_80" in text

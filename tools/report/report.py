@@ -24,6 +24,8 @@ import sys
 
 _CUDA_ACTION = re.compile(r"Compiling CUDA (?P<source>\S+) for sm_(?P<sm>\d+)")
 _SM = re.compile(r"(?:sm|compute)_(\d+)")
+# nvcc names a generated source by its path under bazel-out; actions by its short path.
+_OUTPUT_DIR = re.compile(r"^bazel-out/[^/]+/bin/")
 _FAMILY_LABEL = re.compile(r"^@*//ops/(?P<family>[^:/]+)[:/]")
 _FAMILY_SOURCE = re.compile(r"^ops/(?P<family>[^/]+)/")
 
@@ -106,7 +108,7 @@ def read_nvcc_time(path: pathlib.Path) -> tuple[tuple[str, str], dict[str, float
         if len(row) < 8 or row[7] != "ms":
             continue
         file_name, phase, arch, value = row[0], row[1], row[4], float(row[6])
-        source = source or file_name
+        source = source or _OUTPUT_DIR.sub("", file_name)
         sms.update(_SM.findall(arch))
         phases[phase] += value
     if not source or len(sms) != 1:
