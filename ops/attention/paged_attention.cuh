@@ -104,12 +104,11 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
                           merge_bytes, stream, p, plan);
     }
   }
-  switch (tile) {
-    case 1: err = launch(std::integral_constant<int, 1>{}); break;
-    case 2: err = launch(std::integral_constant<int, 2>{}); break;
-    case 4: err = launch(std::integral_constant<int, 4>{}); break;
-    case 8: err = launch(std::integral_constant<int, 8>{}); break;
-    default: break;  // the MMA tile, launched above
+  if (tile == 1) err = launch(std::integral_constant<int, 1>{});
+  if (tile == 2) err = launch(std::integral_constant<int, 2>{});
+  if constexpr (HD > 128) {  // with smaller heads, groups of 4 and more take the MMA kernel
+    if (tile == 4) err = launch(std::integral_constant<int, 4>{});
+    if (tile == 8) err = launch(std::integral_constant<int, 8>{});
   }
   if (err == cudaSuccess && plan.num_splits > 1) {
     err = launch_kernel(merge_partitions_kernel<T>,
