@@ -165,9 +165,21 @@ class PagedAttentionBindings {
                   std::to_string(cache.block_size));
     cache.block_tables = static_cast<const int32_t*>(block_tables.data());
     cache.max_blocks_per_seq = static_cast<int32_t>(dim(block_tables, 1));
+    const size_t chunk_bytes = cache.type == CacheType::kC16 ? 16 : 8;
+    check_aligned(op, "key_cache", key_cache, chunk_bytes);
+    check_aligned(op, "value_cache", value_cache, chunk_bytes);
     cache.key = key_cache.data();
     cache.value = value_cache.data();
     return cache;
+  }
+
+  // The kernels move 8 head dims per access (16 bytes of bf16/fp16, 8 of int8/fp8): tensors
+  // with head dims must start on such a boundary (a contiguous view at an odd offset may not).
+  static void check_aligned(const char* op, const char* arg, const Tensor& t, size_t bytes) {
+    const auto address = reinterpret_cast<std::uintptr_t>(t.data());
+    check_arg(address % bytes == 0, op, arg,
+              "start at a " + std::to_string(bytes) + "-byte aligned address (8 head dims)",
+              "an address " + std::to_string(address % bytes) + " bytes past one");
   }
 
   // int32 [batch + 1] packed query offsets.
@@ -330,6 +342,7 @@ class PagedAttentionBindings {
               describe_shape(query));
     binding::check_dtype_is(op, "out", out, dtype, "query");
     check_shape(op, "out", out, {rows, num_heads, p.cache.head_dim}, "the shape of 'query'");
+    check_aligned(op, "query", query, 16);
     const int64_t batch = dim(block_tables, 0);
     check_dtype(op, "seq_lens", seq_lens, {DType::kInt32});
     check_shape(op, "seq_lens", seq_lens, {batch}, "[batch] (batch from 'block_tables')");

@@ -425,6 +425,7 @@ def test_append_metadata_errors(tensor_lib: TensorLib, small: PagedCache) -> Non
     ("table_dtype", TypeError, r"argument 'block_tables' must have dtype int32, got int64"),
     ("batch", ValueError, r"argument 'query' must have one row per sequence \(batch = 2"),
     ("value_shape", ValueError, r"argument 'value_cache' must have shape"),
+    ("misaligned", ValueError, r"argument 'query' must start at a 16-byte aligned address"),
 ])
 def test_bad_arguments(tensor_lib: TensorLib, small: PagedCache, case: str, error: type,
                        message: str) -> None:
@@ -451,9 +452,12 @@ def test_bad_arguments(tensor_lib: TensorLib, small: PagedCache, case: str, erro
         query = np.ones((3, 4, 128), F32)
     elif case == "value_shape":
         v = lib.to_device(np.zeros((1, 2, 16, 128), F32), "bfloat16")
+    d_query = lib.to_device(query, "bfloat16")
+    if case == "misaligned":  # contiguous, one element past an aligned start
+        d_query = lib.to_device(np.ones(query.size + 1, F32), "bfloat16")[1:].reshape(query.shape)
     with pytest.raises(error, match=message):
         attention.paged_decode_attention(
-            lib.to_device(query, "bfloat16"), k, v, tables,
+            d_query, k, v, tables,
             lib.to_device(np.array([40, 3], np.int32)), **kwargs)
 
 
