@@ -179,6 +179,7 @@ DECODE_SHAPES = [
     Decode(_lens(3, 5, 1, 700), 40, 8, 128, 64),      # Qwen2.5-14B/32B: group 5
     Decode(_lens(4, 4, 1, 600), 16, 1, 64, 16),       # group 16, head dim 64
     Decode(_lens(5, 4, 1, 600), 8, 4, 256, 32),       # group 2, head dim 256
+    Decode(_lens(8, 3, 1, 900), 24, 4, 256, 16),      # group 6, head dim 256 (CUDA cores)
     Decode(_lens(6, 3, 1, 300), 12, 1, 64, 64),       # group 12 (two tiles, one partial)
     Decode((32768,), 32, 8, 128, 64),                 # one long context: many partitions
     Decode(_lens(7, 256, 1000, 1024), 16, 2, 128, 64),  # many short contexts
