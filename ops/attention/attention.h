@@ -30,7 +30,7 @@ enum class CacheType : int32_t {
 // Head dims with instantiated kernels.
 inline constexpr int kHeadDims[] = {64, 128, 256};
 // Tokens whose block ids a thread block stages in shared memory at a time.
-inline constexpr int kMaxPartitionTokens = 2048;
+inline constexpr int kBlockIdWindow = 2048;
 
 struct PagedCache {
   void* key;
@@ -61,7 +61,35 @@ struct AttentionParams {
   int64_t rows;
   int32_t batch;
   int32_t num_heads;
+  // The longest context of the batch as the caller knows it on the host, or 0 for "up to the
+  // block table's capacity". Only the split of contexts over blocks depends on it: a context
+  // longer than the hint is still attended to whole (its last partition runs to its end).
+  int32_t max_seq_len;
   float softmax_scale;
+};
+
+// The two kernels: tensor cores (mma.sync, a tile of 16 query heads sharing one KV head) and
+// CUDA cores (fp32 FMA, a tile of 1, 2, 4 or 8 heads).
+enum class AttentionKernel : int32_t {
+  kNone = 0,
+  kTensorCore = 1,
+  kCudaCore = 2,
+};
+
+// How one launch divides the work. A pure function of the shapes and of how many blocks the
+// device runs at once, so every accepted shape is checked for a kernel without a GPU.
+// A block computes one query row x one KV head x one tile of the query heads sharing it x one
+// partition of the row's context; several partitions are merged by a second kernel.
+struct AttentionPlan {
+  AttentionKernel kernel;
+  int32_t head_tile;         // query heads per block
+  int32_t head_tiles;        // blocks per (row, KV head): ceil(group size / head_tile)
+  int32_t num_splits;        // partitions per row; 1 writes the output directly
+  int32_t partition_tokens;  // tokens per partition (the last one runs to the row's end)
+  int32_t threads;           // per block
+  int32_t shared_bytes;      // dynamic shared memory per block
+  int64_t blocks;            // rows * kv_heads * head_tiles * num_splits
+  int64_t workspace_bytes;   // partial outputs of the split, 0 without one
 };
 
 // Writes `tokens` new K and V rows into the cache: rows cu_seqlens_q[b] .. cu_seqlens_q[b + 1]
@@ -96,6 +124,7 @@ struct MetadataCheck {
   int64_t num_blocks;
   int64_t rows;          // query tokens: cu_seqlens_q[batch] must equal it
   int64_t max_position;  // > 0: every touched position must be below it (rotary table rows)
+  int32_t max_len;       // > 0: lens[b] must not exceed it (the caller's max_seq_len hint)
   int32_t batch;
   int32_t max_blocks_per_seq;
   int32_t block_size;
@@ -105,7 +134,8 @@ struct MetadataCheck {
 enum class MetadataError : int32_t {
   kNone = 0,
   kCuSeqlens = 1,  // cu_seqlens_q[index] = value breaks 0 = cu[0] <= ... <= cu[batch] = rows
-  kLength = 2,     // lens[sequence] = value is negative, too short or beyond the block table
+  kLength = 2,     // lens[sequence] = value is negative, too short, beyond the block table
+                   // or beyond max_len
   kBlockId = 3,    // block_tables[sequence, index] = value is outside [0, num_blocks)
   kPosition = 4,   // position value of sequence is beyond the rotary table
 };
@@ -120,6 +150,11 @@ struct MetadataReport {
 
 cudaError_t launch_paged_kv_append(const AppendParams& params, cudaStream_t stream);
 cudaError_t launch_paged_attention(const AttentionParams& params, cudaStream_t stream);
+// The plan launch_paged_attention follows when the device runs `resident_blocks` blocks of the
+// chosen kernel at once; cudaErrorInvalidValue (and kernel kNone) if no kernel serves `params`.
+// Host code only: no CUDA call, no device needed.
+cudaError_t plan_paged_attention(const AttentionParams& params, int64_t resident_blocks,
+                                 AttentionPlan* plan);
 // Runs the check on `stream` and waits for it: not while the stream is being captured.
 cudaError_t check_paged_metadata(const MetadataCheck& check, MetadataReport* report,
                                  cudaStream_t stream);
@@ -127,15 +162,18 @@ cudaError_t check_paged_metadata(const MetadataCheck& check, MetadataReport* rep
 // The fp8-cache kernels of the attention_fp8 family (cache.type == kFp8E4M3).
 cudaError_t launch_paged_kv_append_fp8(const AppendParams& params, cudaStream_t stream);
 cudaError_t launch_paged_attention_fp8(const AttentionParams& params, cudaStream_t stream);
+cudaError_t plan_paged_attention_fp8(const AttentionParams& params, int64_t resident_blocks,
+                                     AttentionPlan* plan);
 cudaError_t check_paged_metadata_fp8(const MetadataCheck& check, MetadataReport* report,
                                      cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h). The
 // two families' tables have the same layout, so one binding code serves both.
 struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
+  static constexpr uint32_t kAbi = 2;
   decltype(&launch_paged_kv_append) paged_kv_append;
   decltype(&launch_paged_attention) paged_attention;
+  decltype(&plan_paged_attention) plan_attention;
   decltype(&check_paged_metadata) check_metadata;
 };
 

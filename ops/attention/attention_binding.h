@@ -5,6 +5,7 @@
 #pragma once
 
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
 
 #include <cmath>
 #include <cstdint>
@@ -58,31 +59,46 @@ class PagedAttentionBindings {
           [this](const Tensor& query, const Tensor& out, const Tensor& key_cache,
                  const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_lens,
                  std::optional<Tensor> key_scale, std::optional<Tensor> value_scale,
-                 double softmax_scale, bool check_metadata, std::uintptr_t stream) {
+                 double softmax_scale, int64_t max_seq_len, bool check_metadata,
+                 std::uintptr_t stream) {
             attend("paged_decode_attention", query, out, nullptr, key_cache, value_cache,
-                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, check_metadata,
-                   binding::as_stream(stream));
+                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
+                   check_metadata, binding::as_stream(stream));
           },
           nb::arg("query"), nb::arg("out").noconvert(), nb::arg("key_cache"),
           nb::arg("value_cache"), nb::arg("block_tables"), nb::arg("seq_lens"),
           nb::arg("key_scale").none(), nb::arg("value_scale").none(), nb::arg("softmax_scale"),
-          nb::arg("check_metadata"), nb::arg("stream"),
+          nb::arg("max_seq_len"), nb::arg("check_metadata"), nb::arg("stream"),
           "Decode attention over the paged cache. See fastdeploy_ops.attention.");
     m.def(("paged_prefill_attention" + suffix).c_str(),
           [this](const Tensor& query, const Tensor& out, const Tensor& cu_seqlens_q,
                  const Tensor& key_cache, const Tensor& value_cache, const Tensor& block_tables,
                  const Tensor& seq_lens, std::optional<Tensor> key_scale,
-                 std::optional<Tensor> value_scale, double softmax_scale, bool check_metadata,
-                 std::uintptr_t stream) {
+                 std::optional<Tensor> value_scale, double softmax_scale, int64_t max_seq_len,
+                 bool check_metadata, std::uintptr_t stream) {
             attend("paged_prefill_attention", query, out, &cu_seqlens_q, key_cache, value_cache,
-                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, check_metadata,
-                   binding::as_stream(stream));
+                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
+                   check_metadata, binding::as_stream(stream));
           },
           nb::arg("query"), nb::arg("out").noconvert(), nb::arg("cu_seqlens_q"),
           nb::arg("key_cache"), nb::arg("value_cache"), nb::arg("block_tables"),
           nb::arg("seq_lens"), nb::arg("key_scale").none(), nb::arg("value_scale").none(),
-          nb::arg("softmax_scale"), nb::arg("check_metadata"), nb::arg("stream"),
+          nb::arg("softmax_scale"), nb::arg("max_seq_len"), nb::arg("check_metadata"),
+          nb::arg("stream"),
           "Chunked-prefill attention over the paged cache. See fastdeploy_ops.attention.");
+    m.def(("paged_attention_plan" + suffix).c_str(),
+          [this](const std::string& dtype, const std::string& cache, int64_t num_heads,
+                 int64_t kv_heads, int64_t head_dim, int64_t block_size,
+                 int64_t max_blocks_per_seq, int64_t rows, int64_t batch, bool prefill,
+                 int64_t max_seq_len, int64_t resident_blocks) {
+            return plan(dtype, cache, num_heads, kv_heads, head_dim, block_size,
+                        max_blocks_per_seq, rows, batch, prefill, max_seq_len, resident_blocks);
+          },
+          nb::arg("dtype"), nb::arg("cache"), nb::arg("num_heads"), nb::arg("kv_heads"),
+          nb::arg("head_dim"), nb::arg("block_size"), nb::arg("max_blocks_per_seq"),
+          nb::arg("rows"), nb::arg("batch"), nb::arg("prefill"), nb::arg("max_seq_len"),
+          nb::arg("resident_blocks"),
+          "How paged attention divides a launch. See fastdeploy_ops.attention.");
   }
 
  private:
@@ -165,21 +181,106 @@ class PagedAttentionBindings {
                   std::to_string(cache.block_size));
     cache.block_tables = static_cast<const int32_t*>(block_tables.data());
     cache.max_blocks_per_seq = static_cast<int32_t>(dim(block_tables, 1));
-    const size_t chunk_bytes = cache.type == CacheType::kC16 ? 16 : 8;
-    check_aligned(op, "key_cache", key_cache, chunk_bytes);
-    check_aligned(op, "value_cache", value_cache, chunk_bytes);
+    check_aligned(op, "key_cache", key_cache);
+    check_aligned(op, "value_cache", value_cache);
     cache.key = key_cache.data();
     cache.value = value_cache.data();
     return cache;
   }
 
-  // The kernels move 8 head dims per access (16 bytes of bf16/fp16, 8 of int8/fp8): tensors
-  // with head dims must start on such a boundary (a contiguous view at an odd offset may not).
-  static void check_aligned(const char* op, const char* arg, const Tensor& t, size_t bytes) {
+  // The kernels move 16 bytes per access (cache rows are multiples of 16 bytes): tensors with
+  // head dims must start on such a boundary (a contiguous view at an odd offset may not).
+  static void check_aligned(const char* op, const char* arg, const Tensor& t) {
     const auto address = reinterpret_cast<std::uintptr_t>(t.data());
-    check_arg(address % bytes == 0, op, arg,
-              "start at a " + std::to_string(bytes) + "-byte aligned address (8 head dims)",
-              "an address " + std::to_string(address % bytes) + " bytes past one");
+    check_arg(address % 16 == 0, op, arg, "start at a 16-byte aligned address",
+              "an address " + std::to_string(address % 16) + " bytes past one");
+  }
+
+  static void check_max_seq_len(const char* op, int64_t max_seq_len) {
+    check_arg(max_seq_len >= 0 && max_seq_len <= INT32_MAX, op, "max_seq_len",
+              "be None or an int in [1, 2^31 - 1] (the longest seq_lens entry)",
+              std::to_string(max_seq_len));
+  }
+
+  // The launch's plan exists: every shape the checks above accept has a kernel (the CPU tests
+  // enumerate them through paged_attention_plan), so this is a last guard before the launch.
+  static AttentionPlan check_plan(const char* op, const KernelTable& table,
+                                  const AttentionParams& p, const std::string& query_shape) {
+    AttentionPlan plan = {};
+    check_arg(table.plan_attention(p, 1, &plan) == cudaSuccess, op, "query",
+              "have a shape some kernel serves (num_heads = " + std::to_string(p.num_heads) +
+                  " over kv_heads = " + std::to_string(p.cache.kv_heads) + ", head_dim " +
+                  std::to_string(p.cache.head_dim) + ")",
+              query_shape);
+    return plan;
+  }
+
+  // How a launch of these shapes is divided when the device runs `resident_blocks` blocks at
+  // once (fastdeploy_ops.attention.paged_attention_plan). Needs no GPU.
+  nb::dict plan(const std::string& dtype, const std::string& cache_type, int64_t num_heads,
+                int64_t kv_heads, int64_t head_dim, int64_t block_size,
+                int64_t max_blocks_per_seq, int64_t rows, int64_t batch, bool prefill,
+                int64_t max_seq_len, int64_t resident_blocks) const {
+    const char* op = "paged_attention_plan";
+    const KernelTable& table = kernels_.table(op);
+    AttentionParams p = {};
+    check_arg(dtype == "bfloat16" || dtype == "float16", op, "dtype",
+              "be 'bfloat16' or 'float16'", dtype);
+    p.dtype = dtype == "bfloat16" ? DType::kBFloat16 : DType::kFloat16;
+    if (fp8_) {
+      check_arg(cache_type == "float8_e4m3fn", op, "cache", "be 'float8_e4m3fn'", cache_type);
+      p.cache.type = CacheType::kFp8E4M3;
+    } else {
+      check_arg(cache_type == "c16" || cache_type == "int8", op, "cache",
+                "be 'c16', 'int8' or 'float8_e4m3fn'", cache_type);
+      p.cache.type = cache_type == "c16" ? CacheType::kC16 : CacheType::kInt8;
+    }
+    bool instantiated = false;
+    for (int d : kHeadDims) instantiated |= head_dim == d;
+    check_arg(instantiated, op, "head_dim", "be 64, 128 or 256", std::to_string(head_dim));
+    check_arg(kv_heads >= 1 && kv_heads <= 65535, op, "kv_heads", "be in [1, 65535]",
+              std::to_string(kv_heads));
+    check_arg(num_heads >= 1 && num_heads <= 65535 && num_heads % kv_heads == 0, op,
+              "num_heads", "be a multiple of kv_heads = " + std::to_string(kv_heads) +
+                               " in [1, 65535]",
+              std::to_string(num_heads));
+    check_arg(block_size >= 1 && block_size <= 65535, op, "block_size", "be in [1, 65535]",
+              std::to_string(block_size));
+    check_arg(max_blocks_per_seq >= 1 && max_blocks_per_seq * block_size <= INT32_MAX, op,
+              "max_blocks_per_seq", "be >= 1 with max_blocks_per_seq * block_size <= 2^31 - 1",
+              std::to_string(max_blocks_per_seq));
+    check_arg(batch >= 1 && batch <= INT32_MAX, op, "batch", "be in [1, 2^31 - 1]",
+              std::to_string(batch));
+    check_arg(rows >= 1 && (prefill || rows == batch), op, "rows",
+              prefill ? "be >= 1" : "equal batch for decode", std::to_string(rows));
+    check_max_seq_len(op, max_seq_len);
+    check_arg(resident_blocks >= 0, op, "resident_blocks", "be >= 0",
+              std::to_string(resident_blocks));
+    p.cache.kv_heads = static_cast<int32_t>(kv_heads);
+    p.cache.head_dim = static_cast<int32_t>(head_dim);
+    p.cache.block_size = static_cast<int32_t>(block_size);
+    p.cache.max_blocks_per_seq = static_cast<int32_t>(max_blocks_per_seq);
+    p.num_heads = static_cast<int32_t>(num_heads);
+    p.rows = rows;
+    p.batch = static_cast<int32_t>(batch);
+    p.max_seq_len = static_cast<int32_t>(max_seq_len);
+    static const int32_t kPrefillMarker = 0;  // only cu_seqlens_q's presence matters to a plan
+    p.cu_seqlens_q = prefill ? &kPrefillMarker : nullptr;
+    AttentionPlan plan = {};
+    const cudaError_t err = table.plan_attention(p, resident_blocks, &plan);
+    nb::dict result;
+    result["kernel"] = err != cudaSuccess ? "none"
+                       : plan.kernel == AttentionKernel::kTensorCore ? "tensor_core"
+                                                                      : "cuda_core";
+    result["head_tile"] = plan.head_tile;
+    result["head_tiles"] = plan.head_tiles;
+    result["num_splits"] = plan.num_splits;
+    result["partition_tokens"] = plan.partition_tokens;
+    result["threads"] = plan.threads;
+    result["shared_bytes"] = plan.shared_bytes;
+    result["blocks"] = plan.blocks;
+    result["workspace_bytes"] = plan.workspace_bytes;
+    return result;
   }
 
   // int32 [batch + 1] packed query offsets.
@@ -216,7 +317,8 @@ class PagedAttentionBindings {
                             ? "be >= 0 and leave room for the new tokens"
                             : "cover at least the sequence's query tokens (>= 1 for decode)") +
                 " within the block table's capacity of " + capacity +
-                " tokens (max_blocks_per_seq * block_size)",
+                " tokens (max_blocks_per_seq * block_size)" +
+                (check.max_len > 0 ? " and max_seq_len = " + std::to_string(check.max_len) : ""),
             std::string(lens_name) + "[" + seq + "] = " + value);
       case MetadataError::kBlockId:
         binding::throw_value_error(
@@ -311,7 +413,7 @@ class PagedAttentionBindings {
     if (check) {
       check_metadata(op, table,
                      MetadataCheck{p.cache.block_tables, p.cache_lens, p.cu_seqlens_q,
-                                   p.cache.num_blocks, tokens, p.max_position, p.batch,
+                                   p.cache.num_blocks, tokens, p.max_position, 0, p.batch,
                                    p.cache.max_blocks_per_seq, p.cache.block_size, true},
                      "cache_lens", stream);
     }
@@ -322,8 +424,8 @@ class PagedAttentionBindings {
   void attend(const char* op, const Tensor& query, const Tensor& out, const Tensor* cu_seqlens_q,
               const Tensor& key_cache, const Tensor& value_cache, const Tensor& block_tables,
               const Tensor& seq_lens, const std::optional<Tensor>& key_scale,
-              const std::optional<Tensor>& value_scale, double softmax_scale, bool check,
-              cudaStream_t stream) const {
+              const std::optional<Tensor>& value_scale, double softmax_scale,
+              int64_t max_seq_len, bool check, cudaStream_t stream) const {
     const KernelTable& table = kernels_.table(op);
     const DType dtype = check_dtype(op, "query", query, {DType::kBFloat16, DType::kFloat16});
     AttentionParams p = {};
@@ -342,7 +444,7 @@ class PagedAttentionBindings {
               describe_shape(query));
     binding::check_dtype_is(op, "out", out, dtype, "query");
     check_shape(op, "out", out, {rows, num_heads, p.cache.head_dim}, "the shape of 'query'");
-    check_aligned(op, "query", query, 16);
+    check_aligned(op, "query", query);
     const int64_t batch = dim(block_tables, 0);
     check_dtype(op, "seq_lens", seq_lens, {DType::kInt32});
     check_shape(op, "seq_lens", seq_lens, {batch}, "[batch] (batch from 'block_tables')");
@@ -366,22 +468,25 @@ class PagedAttentionBindings {
     if (value_scale) tensors.push_back({"value_scale", &*value_scale});
     check_arg(std::isfinite(softmax_scale) && softmax_scale > 0, op, "softmax_scale",
               "be a finite number > 0", std::to_string(softmax_scale));
-    const int device = binding::check_cuda_tensors(op, tensors);
-    p.query = query.data();
-    p.out = out.data();
-    p.seq_lens = static_cast<const int32_t*>(seq_lens.data());
+    check_max_seq_len(op, max_seq_len);
     p.rows = rows;
     p.batch = static_cast<int32_t>(batch);
     p.num_heads = static_cast<int32_t>(num_heads);
+    p.max_seq_len = static_cast<int32_t>(max_seq_len);
     p.softmax_scale = static_cast<float>(softmax_scale);
     if (cu_seqlens_q && batch == 0 && rows > 0) {
       binding::throw_value_error(op, "block_tables", "have a row per sequence", "0 rows");
     }
+    check_plan(op, table, p, describe_shape(query));
+    const int device = binding::check_cuda_tensors(op, tensors);
+    p.query = query.data();
+    p.out = out.data();
+    p.seq_lens = static_cast<const int32_t*>(seq_lens.data());
     binding::DeviceGuard guard(op, device);
     if (check) {
       check_metadata(op, table,
                      MetadataCheck{p.cache.block_tables, p.seq_lens, p.cu_seqlens_q,
-                                   p.cache.num_blocks, rows, 0, p.batch,
+                                   p.cache.num_blocks, rows, 0, p.max_seq_len, p.batch,
                                    p.cache.max_blocks_per_seq, p.cache.block_size, false},
                      "seq_lens", stream);
     }

@@ -4,4 +4,5 @@
 
 FDOPS_DEFINE_KERNEL_TABLE(attention, &fdops::attention::launch_paged_kv_append,
                           &fdops::attention::launch_paged_attention,
+                          &fdops::attention::plan_paged_attention,
                           &fdops::attention::check_paged_metadata)

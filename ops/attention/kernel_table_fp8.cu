@@ -4,4 +4,5 @@
 
 FDOPS_DEFINE_KERNEL_TABLE(attention_fp8, &fdops::attention::launch_paged_kv_append_fp8,
                           &fdops::attention::launch_paged_attention_fp8,
+                          &fdops::attention::plan_paged_attention_fp8,
                           &fdops::attention::check_paged_metadata_fp8)

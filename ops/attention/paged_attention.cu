@@ -15,6 +15,17 @@ cudaError_t launch_paged_attention(const AttentionParams& params, cudaStream_t s
   }
 }
 
+cudaError_t plan_paged_attention(const AttentionParams& params, int64_t resident_blocks,
+                                 AttentionPlan* plan) {
+  switch (params.cache.type) {
+    case CacheType::kC16:
+      return dispatch_paged_attention_plan<CacheType::kC16>(params, resident_blocks, plan);
+    case CacheType::kInt8:
+      return dispatch_paged_attention_plan<CacheType::kInt8>(params, resident_blocks, plan);
+    default: *plan = AttentionPlan{}; return cudaErrorInvalidValue;
+  }
+}
+
 cudaError_t launch_paged_kv_append(const AppendParams& params, cudaStream_t stream) {
   switch (params.cache.type) {
     case CacheType::kC16: return launch_paged_kv_append_of<CacheType::kC16>(params, stream);

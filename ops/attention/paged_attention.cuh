@@ -1,6 +1,6 @@
-// Launch of paged decode and prefill attention for one instantiation group (dtype, cache type,
-// head dim): picks the kernel (tensor cores for grouped-query attention, CUDA cores otherwise),
-// splits long contexts over blocks and merges the partitions.
+// Plan and launch of paged decode and prefill attention for one instantiation group (dtype,
+// cache type, head dim): picks the kernel (tensor cores for grouped-query attention, CUDA cores
+// otherwise), splits long contexts over blocks and merges the partitions.
 //
 // Work item of a block: one query row x one KV head x a tile of the query heads sharing it x
 // one partition of the row's context. Contexts are split into partitions when the rows alone do
@@ -14,115 +14,230 @@
 
 #include "ops/attention/attention.h"
 #include "ops/attention/cache_storage.cuh"
-#include "ops/common/dispatch.cuh"
-#include "ops/common/launch.cuh"
 #include "ops/attention/paged_attention_common.cuh"
 #include "ops/attention/paged_attention_groups.cuh"
 #include "ops/attention/paged_attention_mma.cuh"
 #include "ops/attention/paged_attention_simt.cuh"
 #include "ops/attention/workspace.h"
+#include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 
 namespace fdops::attention {
 
 // out[row, head] = the partitions' outputs weighted by their softmax mass. A NaN partition
-// (bad metadata) makes the row NaN; empty partitions (-inf) weigh nothing.
-template <typename T>
-__global__ void merge_partitions_kernel(const float* partial_out, const float* partial_lse,
-                                        T* out, int num_splits, int head_dim) {
+// (bad metadata) makes the row NaN; empty partitions (-inf) weigh nothing. One block per (row,
+// head): HD / 4 threads take a partition's head dims as float4s, the block's thread groups take
+// partitions in turn, and the groups' sums meet in shared memory.
+template <typename T, int HD>
+__global__ void __launch_bounds__(kThreads)
+    merge_partitions_kernel(const float* partial_out, const float* partial_lse, T* out,
+                            int num_splits) {
+  constexpr int kLanes = HD / 4;                // threads per partition
+  constexpr int kParallel = kThreads / kLanes;  // partitions summed at once
+  __shared__ float warp_max[kWarps];
+  __shared__ int warp_bad[kWarps];
+  __shared__ float4 group_acc[kParallel][kLanes];
+  __shared__ float group_sum[kParallel];
   wait_for_dependencies();
   const int64_t row_head = blockIdx.x;
   const float* lse = partial_lse + row_head * num_splits;
+
   float max_lse = -INFINITY;
-  bool bad = false;
-  for (int s = 0; s < num_splits; ++s) {
+  int bad = 0;
+  for (int s = threadIdx.x; s < num_splits; s += kThreads) {
     bad |= isnan(lse[s]);
     max_lse = fmaxf(max_lse, lse[s]);
   }
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float sum = 0.0f, acc = 0.0f;
-    for (int s = 0; s < num_splits; ++s) {
-      if (lse[s] == -INFINITY) continue;
-      const float w = exp2f(lse[s] - max_lse);
-      sum += w;
-      acc = fmaf(w, partial_out[(row_head * num_splits + s) * head_dim + d], acc);
-    }
-    out[row_head * head_dim + d] = from_float<T>(bad ? nan_value() : acc / sum);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    max_lse = fmaxf(max_lse, __shfl_xor_sync(0xffffffffu, max_lse, offset));
+    bad |= __shfl_xor_sync(0xffffffffu, bad, offset);
+  }
+  if (threadIdx.x % 32 == 0) {
+    warp_max[threadIdx.x / 32] = max_lse;
+    warp_bad[threadIdx.x / 32] = bad;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < kWarps; ++i) {
+    max_lse = fmaxf(max_lse, warp_max[i]);
+    bad |= warp_bad[i];
+  }
+
+  const int group = threadIdx.x / kLanes, lane = threadIdx.x % kLanes;
+  float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float sum = 0.0f;
+  for (int s = group; s < num_splits; s += kParallel) {
+    if (lse[s] == -INFINITY) continue;
+    const float weight = exp2f(lse[s] - max_lse);
+    const float4 v = *reinterpret_cast<const float4*>(
+        partial_out + (row_head * num_splits + s) * HD + 4 * lane);
+    sum += weight;
+    acc.x = fmaf(weight, v.x, acc.x);
+    acc.y = fmaf(weight, v.y, acc.y);
+    acc.z = fmaf(weight, v.z, acc.z);
+    acc.w = fmaf(weight, v.w, acc.w);
+  }
+  group_acc[group][lane] = acc;
+  if (lane == 0) group_sum[group] = sum;
+  __syncthreads();
+  allow_dependent_launch();
+  if (group != 0) return;
+  float total[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  sum = 0.0f;
+#pragma unroll
+  for (int g = 0; g < kParallel; ++g) {
+    total[0] += group_acc[g][lane].x;
+    total[1] += group_acc[g][lane].y;
+    total[2] += group_acc[g][lane].z;
+    total[3] += group_acc[g][lane].w;
+    sum += group_sum[g];
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[row_head * HD + 4 * lane + i] = from_float<T>(bad ? nan_value() : total[i] / sum);
   }
 }
 
-// Query heads per block: 16 (the MMA tile) for grouped-query attention with head dims up to
-// 128; otherwise the group size rounded up to a CUDA-core tile of 1, 2, 4 or 8 heads.
-inline int group_tile(int group_size, int head_dim) {
-  if (group_size >= 4 && head_dim <= 128) return kMmaRows;
-  return group_size <= 1 ? 1 : group_size <= 2 ? 2 : group_size <= 4 ? 4 : 8;
+// Tokens per partition: at least this many (fewer would spend more on the merge than they
+// save), and a multiple of what the tensor-core kernel's warps take per round.
+inline constexpr int kMinPartitionTokens = 256;
+inline constexpr int kPartitionQuantum = kWarps * kChunkTokens;
+
+// Which kernel serves a group size at a head dim, and with how many query heads per block.
+// Tensor cores from 3 query heads per KV head at head dims up to 128 (a tile of 16 rows; rows
+// past the group cost only MMA slots, which are not the bound); CUDA cores for 1 and 2 heads,
+// and at head dim 256, whose 16-row fp32 accumulators would not fit a warp's registers, with
+// the group rounded up to a tile of 1, 2, 4 or 8 heads.
+inline void choose_kernel(int group_size, int head_dim, AttentionPlan* plan) {
+  if (head_dim <= 128 && group_size >= 3) {
+    plan->kernel = AttentionKernel::kTensorCore;
+    plan->head_tile = kMmaRows;
+  } else {
+    plan->kernel = AttentionKernel::kCudaCore;
+    plan->head_tile = group_size <= 1 ? 1 : group_size <= 2 ? 2 : group_size <= 4 ? 4 : 8;
+  }
+  plan->head_tiles = (group_size + plan->head_tile - 1) / plan->head_tile;
+  plan->threads = kThreads;
 }
 
-// Partitions so that about four blocks per SM are in flight, each covering at least 256 tokens
-// of the longest context the block tables allow; one partition when the rows alone fill the GPU.
-inline SplitPlan plan_split(const AttentionParams& p, int tile) {
-  SplitPlan plan = {};
-  const int group_size = p.num_heads / p.cache.kv_heads;
-  plan.head_tiles = (group_size + tile - 1) / tile;
-  const int64_t items = p.rows * p.cache.kv_heads * plan.head_tiles;
+// Partitions so that a launch whose rows fill less than half of one wave of `resident_blocks`
+// blocks fills it: the longest context (the caller's max_seq_len, else the block tables'
+// capacity) is cut into as many partitions as fit the wave.
+inline void plan_split(const AttentionParams& p, int64_t resident_blocks, AttentionPlan* plan) {
+  const int64_t items = p.rows * p.cache.kv_heads * plan->head_tiles;
   const int64_t capacity =
       static_cast<int64_t>(p.cache.max_blocks_per_seq) * p.cache.block_size;
-  const int64_t wanted_blocks = 4 * static_cast<int64_t>(multiprocessor_count());
-  const int64_t wanted_splits = (wanted_blocks + items - 1) / items;
-  int64_t partition = (capacity + wanted_splits - 1) / wanted_splits;
-  partition = partition < 256 ? 256 : partition;
-  plan.partition_tokens = static_cast<int32_t>(partition);
-  plan.num_splits = static_cast<int32_t>((capacity + partition - 1) / partition);
-  return plan;
+  const int64_t context = p.max_seq_len > 0 && p.max_seq_len < capacity ? p.max_seq_len : capacity;
+  // Blocks in a wave share the memory bandwidth, so one block per resident slot is enough;
+  // more partitions would only add merge traffic.
+  const int64_t wanted = items > 0 && 2 * items <= resident_blocks ? resident_blocks / items : 1;
+  int64_t partition = (context + wanted - 1) / wanted;
+  partition = (partition + kPartitionQuantum - 1) / kPartitionQuantum * kPartitionQuantum;
+  partition = partition < kMinPartitionTokens ? kMinPartitionTokens : partition;
+  int64_t splits = (context + partition - 1) / partition;
+  if (splits > 65535) {  // grid.y; only with a huge resident_blocks
+    splits = 65535;
+    partition = (context + splits - 1) / splits;
+  }
+  plan->num_splits = static_cast<int32_t>(splits);
+  plan->partition_tokens = static_cast<int32_t>(splits == 1 ? context : partition);
+  plan->blocks = items * splits;
+  plan->workspace_bytes =
+      splits == 1 ? 0
+                  : p.rows * p.num_heads * splits * (p.cache.head_dim + 1) *
+                        static_cast<int64_t>(sizeof(float));
 }
 
-// The attention kernels of one (dtype, cache type, head dim) instantiation group: the MMA
-// kernel (head dims 64 and 128), the CUDA-core kernel per group tile, and the merge.
-// Explicitly instantiated by the generated sources.
+// The kernel of one (dtype, cache, head dim) group that `plan` names, or nullptr if it has none.
 template <typename T, CacheType C, int HD>
-cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t stream) {
-  const int tile = group_tile(p.num_heads / p.cache.kv_heads, HD);
-  SplitPlan plan = plan_split(p, tile);
-  const int64_t items = p.rows * p.cache.kv_heads * plan.head_tiles;
-  WorkspaceAllocation workspace;
-  if (plan.num_splits > 1) {
-    const size_t row_heads = static_cast<size_t>(p.rows) * p.num_heads * plan.num_splits;
-    cudaError_t err = workspace.allocate(row_heads * (HD + 1) * sizeof(float), stream);
-    if (err != cudaSuccess) return err;
-    plan.partial_out = static_cast<float*>(workspace.data());
-    plan.partial_lse = plan.partial_out + row_heads * HD;
+const void* attention_kernel(const AttentionPlan& plan) {
+  if (plan.kernel == AttentionKernel::kTensorCore) {
+    if constexpr (HD <= 128) {
+      if (plan.head_tile == kMmaRows) {
+        return reinterpret_cast<const void*>(paged_attention_mma_kernel<T, C, HD>);
+      }
+    }
+    return nullptr;
   }
-  const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(plan.num_splits));
-  cudaError_t err = cudaErrorInvalidValue;
-  auto launch = [&](auto gt) {
-    return launch_kernel(paged_attention_kernel<T, C, HD, decltype(gt)::value>, grid,
-                         dim3(kThreads), 0, stream, p, plan);
-  };
-  if constexpr (HD <= 128) {
-    if (tile == kMmaRows) {
-      const size_t merge_bytes = (kWarps * kMmaRows * (HD + 2)) * sizeof(float);
-      err = launch_kernel(paged_attention_mma_kernel<T, C, HD>, grid, dim3(kThreads),
-                          merge_bytes, stream, p, plan);
+  if (plan.kernel != AttentionKernel::kCudaCore) return nullptr;
+  switch (plan.head_tile) {
+    case 1: return reinterpret_cast<const void*>(paged_attention_kernel<T, C, HD, 1>);
+    case 2: return reinterpret_cast<const void*>(paged_attention_kernel<T, C, HD, 2>);
+    default: break;
+  }
+  if constexpr (HD > 128) {  // with smaller heads, groups of 3 and more take tensor cores
+    switch (plan.head_tile) {
+      case 4: return reinterpret_cast<const void*>(paged_attention_kernel<T, C, HD, 4>);
+      case 8: return reinterpret_cast<const void*>(paged_attention_kernel<T, C, HD, 8>);
+      default: break;
     }
   }
-  if (tile == 1) err = launch(std::integral_constant<int, 1>{});
-  if (tile == 2) err = launch(std::integral_constant<int, 2>{});
-  if constexpr (HD > 128) {  // with smaller heads, groups of 4 and more take the MMA kernel
-    if (tile == 4) err = launch(std::integral_constant<int, 4>{});
-    if (tile == 8) err = launch(std::integral_constant<int, 8>{});
+  return nullptr;
+}
+
+template <typename T, CacheType C, int HD>
+cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t resident_blocks,
+                                       AttentionPlan* plan) {
+  *plan = AttentionPlan{};
+  const int group_size = p.num_heads / p.cache.kv_heads;
+  choose_kernel(group_size, HD, plan);
+  plan->shared_bytes =
+      plan->kernel == AttentionKernel::kTensorCore ? MmaTile<T, C, HD>::kSharedBytes : 0;
+  plan_split(p, resident_blocks, plan);
+  const int64_t items = plan->blocks / plan->num_splits;
+  if (attention_kernel<T, C, HD>(*plan) == nullptr || items > INT32_MAX ||
+      p.rows * p.num_heads > INT32_MAX) {
+    *plan = AttentionPlan{};
+    return cudaErrorInvalidValue;
   }
+  return cudaSuccess;
+}
+
+template <typename T, CacheType C, int HD>
+cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t stream) {
+  AttentionPlan plan;
+  cudaError_t err = plan_paged_attention_group<T, C, HD>(p, 0, &plan);
+  if (err != cudaSuccess) return err;
+  const void* kernel = attention_kernel<T, C, HD>(plan);
+  const int per_sm = resident_blocks_per_sm(kernel, plan.threads, plan.shared_bytes);
+  if (per_sm == 0) return cudaErrorInvalidConfiguration;  // e.g. too little shared memory
+  err = plan_paged_attention_group<T, C, HD>(
+      p, static_cast<int64_t>(per_sm) * multiprocessor_count(), &plan);
+  if (err != cudaSuccess) return err;
+
+  SplitPlan split = {plan.head_tiles, plan.num_splits, plan.partition_tokens,
+                     FastDivisor::make(static_cast<uint32_t>(p.cache.block_size)), nullptr,
+                     nullptr};
+  WorkspaceAllocation workspace;
+  if (plan.num_splits > 1) {
+    err = workspace.allocate(static_cast<size_t>(plan.workspace_bytes), stream);
+    if (err != cudaSuccess) return err;
+    split.partial_out = static_cast<float*>(workspace.data());
+    split.partial_lse = split.partial_out + p.rows * p.num_heads * plan.num_splits * HD;
+  }
+  AttentionParams params = p;
+  void* args[] = {&params, &split};
+  err = launch_kernel_untyped(
+      kernel,
+      dim3(static_cast<unsigned>(plan.blocks / plan.num_splits),
+           static_cast<unsigned>(plan.num_splits)),
+      dim3(plan.threads), plan.shared_bytes, stream, args);
   if (err == cudaSuccess && plan.num_splits > 1) {
-    err = launch_kernel(merge_partitions_kernel<T>,
-                        dim3(static_cast<unsigned>(p.rows * p.num_heads)), dim3(HD), 0, stream,
-                        plan.partial_out, plan.partial_lse, static_cast<T*>(p.out),
-                        plan.num_splits, HD);
+    err = launch_kernel(merge_partitions_kernel<T, HD>,
+                        dim3(static_cast<unsigned>(p.rows * p.num_heads)), dim3(kThreads), 0,
+                        stream, split.partial_out, split.partial_lse, static_cast<T*>(p.out),
+                        plan.num_splits);
   }
   const cudaError_t freed = workspace.release(stream);
   return err != cudaSuccess ? err : freed;
 }
 
 // Explicit instantiation, used once per generated source.
-#define FDOPS_INSTANTIATE_PAGED_ATTENTION(T, C, HD)                                          \
-  template cudaError_t launch_paged_attention_group<T, C, HD>(const AttentionParams&, \
-                                                                cudaStream_t)
+#define FDOPS_INSTANTIATE_PAGED_ATTENTION(T, C, HD)                                        \
+  template cudaError_t plan_paged_attention_group<T, C, HD>(const AttentionParams&, int64_t, \
+                                                            AttentionPlan*);                \
+  template cudaError_t launch_paged_attention_group<T, C, HD>(const AttentionParams&,        \
+                                                              cudaStream_t)
 
 }  // namespace fdops::attention

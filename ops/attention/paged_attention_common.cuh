@@ -2,6 +2,10 @@
 // query heads x context partition per block), the row's context from the metadata, the block
 // ids of a partition, and the merge of online-softmax states into the output or a partition's
 // partial result.
+//
+// Every loop that contains a warp collective (shuffles, __syncwarp) runs the same number of
+// times in all lanes of the warp: lanes whose token is past the end mask it instead of leaving
+// the loop, since a collective waits for every lane named in its mask.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,11 +23,30 @@ inline constexpr int kWarps = 4;
 inline constexpr int kThreads = 32 * kWarps;
 inline constexpr float kLog2e = 1.4426950408889634f;
 
-// How a launch divides the work (computed on the host by plan_split).
+// n / d and n % d for a divisor fixed per launch, by a multiply-high and a shift instead of
+// the ~20 instructions of an integer division (valid for n < 2^31).
+struct FastDivisor {
+  uint32_t divisor;
+  uint32_t multiplier;
+  uint32_t shift;
+
+  static FastDivisor make(uint32_t d) {
+    FastDivisor f = {d, 0, 0};
+    while ((1ull << f.shift) < d) ++f.shift;
+    f.multiplier = static_cast<uint32_t>(((1ull << 32) * ((1ull << f.shift) - d)) / d + 1);
+    return f;
+  }
+  __device__ __forceinline__ uint32_t quotient(uint32_t n) const {
+    return (__umulhi(n, multiplier) + n) >> shift;
+  }
+};
+
+// What the kernels need of the plan (AttentionPlan) and its workspace.
 struct SplitPlan {
-  int32_t head_tiles;        // tiles of GT query heads per KV head
-  int32_t num_splits;        // partitions of the longest possible context
-  int32_t partition_tokens;  // tokens per partition
+  int32_t head_tiles;        // tiles of query heads per KV head
+  int32_t num_splits;        // partitions per row
+  int32_t partition_tokens;  // tokens per partition; the last one runs to the row's end
+  FastDivisor block_size;    // of the cache
   float* partial_out;        // [rows, num_heads, num_splits, head_dim] when num_splits > 1
   float* partial_lse;        // [rows, num_heads, num_splits] (log2 domain)
 };
@@ -110,7 +133,10 @@ __device__ __forceinline__ bool find_partition(const AttentionParams& p, const S
   const RowContext ctx = row_context(p, w.row);
   part->seq = ctx.seq;
   part->begin = static_cast<int64_t>(blockIdx.y) * plan.partition_tokens;
-  part->end = ctx.bad ? part->begin : min(ctx.context, part->begin + plan.partition_tokens);
+  const bool last = static_cast<int>(blockIdx.y) == plan.num_splits - 1;
+  part->end = ctx.bad ? part->begin
+              : last  ? ctx.context
+                      : min(ctx.context, part->begin + plan.partition_tokens);
   if (ctx.bad || part->begin >= part->end) {
     write_empty_partition<T>(p, plan, w, head_dim, ctx.bad);
     return false;
@@ -118,7 +144,8 @@ __device__ __forceinline__ bool find_partition(const AttentionParams& p, const S
   return true;
 }
 
-// Copies the block ids of tokens [begin, end) into ids; false if one is outside the cache.
+// Copies the block ids of tokens [begin, end) (at most kBlockIdWindow) into ids; false if one
+// is outside the cache. Every thread of the block calls it.
 __device__ __forceinline__ bool load_block_ids(const PagedCache& cache, int seq, int64_t begin,
                                                int64_t end, int32_t* ids, bool* bad) {
   const int64_t first_block = begin / cache.block_size;

@@ -12,6 +12,15 @@ cudaError_t launch_paged_attention_fp8(const AttentionParams& params, cudaStream
   return dispatch_paged_attention<CacheType::kFp8E4M3>(params, stream);
 }
 
+cudaError_t plan_paged_attention_fp8(const AttentionParams& params, int64_t resident_blocks,
+                                     AttentionPlan* plan) {
+  if (params.cache.type != CacheType::kFp8E4M3) {
+    *plan = AttentionPlan{};
+    return cudaErrorInvalidValue;
+  }
+  return dispatch_paged_attention_plan<CacheType::kFp8E4M3>(params, resident_blocks, plan);
+}
+
 cudaError_t launch_paged_kv_append_fp8(const AppendParams& params, cudaStream_t stream) {
   if (params.cache.type != CacheType::kFp8E4M3) return cudaErrorInvalidValue;
   return launch_paged_kv_append_of<CacheType::kFp8E4M3>(params, stream);

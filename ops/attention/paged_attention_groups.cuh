@@ -8,11 +8,17 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <type_traits>
+
 #include "ops/attention/attention.h"
 #include "ops/common/dispatch.cuh"
 
 namespace fdops::attention {
 
+template <typename T, CacheType C, int HD>
+cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t resident_blocks,
+                                       AttentionPlan* plan);
 template <typename T, CacheType C, int HD>
 cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t stream);
 
@@ -25,15 +31,15 @@ inline constexpr CacheType int8 = CacheType::kInt8;
 inline constexpr CacheType fp8 = CacheType::kFp8E4M3;
 }  // namespace instantiation
 
-// The one dispatch point from the runtime dtype and head dim to a group of cache type C.
-template <CacheType C>
-cudaError_t dispatch_paged_attention(const AttentionParams& p, cudaStream_t stream) {
+// The one dispatch point from the runtime dtype and head dim to a group: calls
+// f(TypeTag<T>{}, std::integral_constant<int, HD>{}).
+template <typename F>
+cudaError_t dispatch_attention_group(const AttentionParams& p, F&& f) {
   auto by_head_dim = [&](auto tag) -> cudaError_t {
-    using T = typename decltype(tag)::type;
     switch (p.cache.head_dim) {
-      case 64: return launch_paged_attention_group<T, C, 64>(p, stream);
-      case 128: return launch_paged_attention_group<T, C, 128>(p, stream);
-      case 256: return launch_paged_attention_group<T, C, 256>(p, stream);
+      case 64: return f(tag, std::integral_constant<int, 64>{});
+      case 128: return f(tag, std::integral_constant<int, 128>{});
+      case 256: return f(tag, std::integral_constant<int, 256>{});
       default: return cudaErrorInvalidValue;
     }
   };
@@ -42,6 +48,24 @@ cudaError_t dispatch_paged_attention(const AttentionParams& p, cudaStream_t stre
     case DType::kFloat16: return by_head_dim(TypeTag<__half>{});
     default: return cudaErrorInvalidValue;
   }
+}
+
+template <CacheType C>
+cudaError_t dispatch_paged_attention(const AttentionParams& p, cudaStream_t stream) {
+  return dispatch_attention_group(p, [&](auto tag, auto head_dim) {
+    using T = typename decltype(tag)::type;
+    return launch_paged_attention_group<T, C, decltype(head_dim)::value>(p, stream);
+  });
+}
+
+template <CacheType C>
+cudaError_t dispatch_paged_attention_plan(const AttentionParams& p, int64_t resident_blocks,
+                                          AttentionPlan* plan) {
+  *plan = AttentionPlan{};
+  return dispatch_attention_group(p, [&](auto tag, auto head_dim) {
+    using T = typename decltype(tag)::type;
+    return plan_paged_attention_group<T, C, decltype(head_dim)::value>(p, resident_blocks, plan);
+  });
 }
 
 }  // namespace fdops::attention

@@ -1,43 +1,102 @@
-// Tensor-core variant of the paged attention kernel for grouped-query attention (group >= 4,
-// head dims 64 and 128): the query heads sharing a KV head are the 16 rows of mma.sync
-// m16n8k16 tiles, so each K and V element loaded from memory feeds up to 16 heads at tensor-core
-// cost, and no shuffles are needed for the dot products.
+// Tensor-core paged attention kernel (head dims 64 and 128, any number of query heads per KV
+// head): the query heads sharing a KV head are the 16 rows of mma.sync m16n8k16 tiles, so each
+// K and V element loaded from memory feeds up to 16 heads at tensor-core cost.
 //
 // Work item as in paged_attention.cuh (row x KV head x tile of up to 16 query heads x context
-// partition). Each warp takes 16-token chunks of the partition in turn and keeps its own online
-// softmax state; the block merges the warps' states at the end.
+// partition). Each warp takes 16-token chunks of the partition in turn (chunks w, w + 4, ...)
+// and keeps its own online-softmax state; the block merges the warps' states at the end.
 //
-// Fragments come straight from 16-byte global loads, without shared memory, by permuting what
-// the MMA's k and n indices mean (sums over head dims and over tokens do not depend on order):
-// - S = Q K^T: in k-step pair s, thread (c = lane / 4, q = lane % 4) supplies head dims
-//   32 s + 8 q .. + 8 of token c of the n-tile, as one load of K's row, and Q is loaded with the
-//   same assignment;
-// - O += P V: in n-tile j, the thread's column c stands for head dim c * HD / 8 + j, so the
+// Memory pipeline: each warp streams its chunks' K and V rows into its own shared-memory stages
+// with cp.async (16 bytes per copy, the paged addressing done by the copying lanes), kMmaStages
+// chunks deep, so the next chunks are in flight while one is computed. Warps never wait for
+// each other inside the loop.
+//
+// Fragments are read from shared memory with plain 16-byte loads by permuting what the MMA's k
+// and n indices mean (sums over head dims and over tokens do not depend on order):
+// - S = Q K^T: thread (c = lane / 4, q = lane % 4) reads one 16-byte piece of token c's K row
+//   per load x, head dims x * 4L + q * L .. + L (L = 8 elements of a 16-bit cache, 16 of an
+//   8-bit one); each 4 consecutive dims of it are the thread's k pairs {2q, 2q + 1} and
+//   {2q + 8, 2q + 9} of one MMA. Q is loaded with the same assignment.
+// - O += P V: in n-tile j the thread's column c stands for head dim c * HD / 8 + j, so the
 //   thread's V elements are HD / 8 consecutive dims of tokens 2q, 2q + 1, 2q + 8, 2q + 9; pairs
 //   of tokens are interleaved with byte permutes. P comes from S's accumulators as in
-//   FlashAttention-2 (rounded to the query's dtype, like its V operand).
+//   FlashAttention-2, rounded to the MMA's input type.
+//
+// Quantised caches (int8, fp8) run the MMAs in fp16, which holds every int8 and e4m3 value
+// exactly and converts from them in a few integer instructions (int8) or one (fp8 on SM89+).
+// The query goes to fp16 scaled per head by a power of two that puts its largest element in
+// [2^14, 2^15), which is exact for bf16 queries; the scale is undone on the scores.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/attention/attention.h"
 #include "ops/attention/cache_storage.cuh"
 #include "ops/attention/paged_attention_common.cuh"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
+#include "ops/common/vec.cuh"
 
 namespace fdops::attention {
 
-inline constexpr int kMmaRows = 16;  // query heads per tile
+inline constexpr int kMmaRows = 16;      // query heads per tile (the MMA's M)
+inline constexpr int kChunkTokens = 16;  // tokens a warp computes at a time (P V's K)
 
-// Two values of T in one 32-bit register, the first in the low half.
-template <typename T>
+// Chunks per warp in flight or being computed. Modules for SM90 have room for three at two
+// blocks per SM (227 KB of shared memory per SM); the sm80 module also runs on SM86 and SM89
+// (99 KB per block), so it keeps two.
+#if defined(__CUDA_ARCH_LIST__) && __CUDA_ARCH_LIST__ >= 900
+inline constexpr int kMmaStages = 3;
+#else
+inline constexpr int kMmaStages = 2;
+#endif
+
+// The type the MMAs multiply: the query's for 16-bit caches, fp16 for 8-bit ones.
+template <typename T, CacheType C>
+using MmaInput = std::conditional_t<C == CacheType::kC16, T, __half>;
+
+// Shared-memory geometry of one warp's stage: K then V, 16 rows of HD elements each.
+template <typename T, CacheType C, int HD>
+struct MmaTile {
+  using Element = typename CacheStorage<T, C>::Element;
+  static constexpr int kRowBytes = HD * static_cast<int>(sizeof(Element));
+  static constexpr int kRowPieces = kRowBytes / 16;  // 16-byte pieces per row: 4, 8 or 16
+  static constexpr int kLoadDims = 16 / static_cast<int>(sizeof(Element));  // L above
+  static constexpr int kLoadsPerRow = HD / (4 * kLoadDims);  // K loads per thread and token
+  static constexpr int kStageBytes = 2 * kChunkTokens * kRowBytes;
+  static constexpr int kPipelineBytes = kWarps * kMmaStages * kStageBytes;
+  // The warps' states at the merge: [kWarps][kMmaRows][HD] outputs, then maxima and sums.
+  static constexpr int kMergeBytes = (kWarps * kMmaRows * (HD + 2)) * sizeof(float);
+  static constexpr int kSharedBytes =
+      kPipelineBytes > kMergeBytes ? kPipelineBytes : kMergeBytes;
+
+  // Where 16-byte piece `piece` of K row `row` lives, in pieces from the tile's start. Pieces
+  // are XOR-swizzled within 128-byte lines so that each 8-lane phase of the fragment loads
+  // (rows 2p and 2p + 1, pieces 4x .. 4x + 3) touches 8 different bank groups.
+  __device__ __forceinline__ static int k_piece(int row, int piece) {
+    const int linear = row * kRowPieces + piece;
+    return kRowPieces >= 8 ? linear ^ (4 * (row & 1)) : linear;
+  }
+  // Likewise for V, whose fragment loads read rows 2q + e (q = 0..3) at pieces of two adjacent
+  // columns c: the swizzle spreads the four rows over the bits the columns leave free.
+  __device__ __forceinline__ static int v_piece(int row, int piece) {
+    const int linear = row * kRowPieces + piece;
+    const int q = (row >> 1) & 3;
+    if constexpr (kRowPieces == 16) return linear ^ ((q & 1) | ((q & 2) << 1));
+    return linear ^ (2 * q);
+  }
+};
+
+// Two values in one 32-bit register as type M, the first in the low half.
+template <typename M>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+  if constexpr (std::is_same_v<M, __nv_bfloat16>) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
   } else {
@@ -47,10 +106,10 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 // d += a b for one m16n8k16 tile (fp32 accumulators).
-template <typename T>
+template <typename M>
 __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                                           uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+  if constexpr (std::is_same_v<M, __nv_bfloat16>) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
@@ -65,20 +124,87 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
   }
 }
 
-// 8 consecutive cache elements as 4 registers of T pairs (exact for every cache type).
-template <typename T, CacheType C>
-__device__ __forceinline__ uint4
-load_chunk_as_pairs(const typename CacheStorage<T, C>::Element* p) {
-  using Storage = CacheStorage<T, C>;
-  using Chunk = typename Storage::Chunk;
-  const Chunk chunk = __ldg(reinterpret_cast<const Chunk*>(p));
-  if constexpr (!Storage::kQuantized) {
-    return chunk;
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously; `bytes` < 16 fills the rest with zeros.
+__device__ __forceinline__ void copy_async_16(uint32_t dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(bytes));
+}
+__device__ __forceinline__ void copy_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int kPending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+__device__ __forceinline__ uint4 load_shared_16(const uint8_t* base, int piece) {
+  return *reinterpret_cast<const uint4*>(base + 16 * piece);
+}
+__device__ __forceinline__ uint2 load_shared_8(const uint8_t* base, int piece, int half) {
+  return *reinterpret_cast<const uint2*>(base + 16 * piece + 8 * half);
+}
+
+// Two 8-bit cache elements (bytes `lo` and `hi` of the 8 bytes in a, b) as an fp16 pair.
+// int8: the half with bits 0x64 | (x + 128) is 1024 + x + 128, exactly; subtracting 1152 leaves
+// x. fp8: the hardware conversion (SM89+), also exact.
+template <CacheType C>
+__device__ __forceinline__ uint32_t byte_pair_to_half2(uint32_t a, uint32_t b, uint32_t selector) {
+  const uint32_t pair = __byte_perm(a, b, selector);  // bytes: [lo, ?, hi, ?]
+  if constexpr (C == CacheType::kInt8) {
+    const uint32_t biased = (pair & 0x00ff00ffu) ^ 0x64806480u;
+    const __half2 value =
+        __hsub2(*reinterpret_cast<const __half2*>(&biased), __half2(1152.0f, 1152.0f));
+    return *reinterpret_cast<const uint32_t*>(&value);
   } else {
-    float f[kChunk];
-    Storage::to_float(chunk, f);
-    return make_uint4(pack2<T>(f[0], f[1]), pack2<T>(f[2], f[3]), pack2<T>(f[4], f[5]),
-                      pack2<T>(f[6], f[7]));
+    const uint32_t packed = __byte_perm(pair, 0, 0x3320);  // bytes [lo, hi] in the low half
+    const __half2_raw value =
+        __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(packed), __NV_E4M3);
+    return *reinterpret_cast<const uint32_t*>(&value);
+  }
+}
+
+// 8 consecutive elements of an 8-bit cache row (two words) as 4 fp16 pairs.
+template <CacheType C>
+__device__ __forceinline__ void bytes_to_half2x4(uint32_t lo, uint32_t hi, uint32_t* out) {
+  out[0] = byte_pair_to_half2<C>(lo, lo, 0x5140);
+  out[1] = byte_pair_to_half2<C>(lo, lo, 0x7362);
+  out[2] = byte_pair_to_half2<C>(hi, hi, 0x5140);
+  out[3] = byte_pair_to_half2<C>(hi, hi, 0x7362);
+}
+
+// Copies one chunk's K and V rows (tokens first .. first + 15, those from `end` on as zeros)
+// into a stage: lane l copies pieces l, l + 32, ... of the K and V tiles.
+template <typename Tile>
+__device__ __forceinline__ void copy_chunk(const PagedCache& cache, const SplitPlan& plan,
+                                           int kv_head, const int32_t* block_ids,
+                                           int64_t block_base, int64_t first, int64_t end,
+                                           uint8_t* stage, int lane) {
+  const auto* key = static_cast<const uint8_t*>(cache.key);
+  const auto* value = static_cast<const uint8_t*>(cache.value);
+  const uint32_t k_tile = shared_address(stage);
+  const uint32_t v_tile = k_tile + kChunkTokens * Tile::kRowBytes;
+#pragma unroll
+  for (int i = 0; i < Tile::kRowPieces / 2; ++i) {
+    const int index = lane + 32 * i;
+    const int row = index / Tile::kRowPieces, piece = index % Tile::kRowPieces;
+    const int64_t token = first + row;
+    int64_t offset = 0;  // a valid address even for rows past the end (nothing is read)
+    int bytes = 0;
+    if (token < end) {
+      const uint32_t local = static_cast<uint32_t>(token - block_base);
+      const uint32_t block = plan.block_size.quotient(local);
+      const uint32_t in_block = local - block * plan.block_size.divisor;
+      offset = cache_row_offset(cache, block_ids[block], kv_head, static_cast<int>(in_block)) *
+                   static_cast<int64_t>(sizeof(typename Tile::Element)) +
+               16 * piece;
+      bytes = 16;
+    }
+    copy_async_16(k_tile + 16 * Tile::k_piece(row, piece), key + offset, bytes);
+    copy_async_16(v_tile + 16 * Tile::v_piece(row, piece), value + offset, bytes);
   }
 }
 
@@ -87,13 +213,15 @@ __global__ void __launch_bounds__(kThreads)
     paged_attention_mma_kernel(AttentionParams p, SplitPlan plan) {
   static_assert(HD == 64 || HD == 128, "the MMA kernel covers head dims 64 and 128");
   using Storage = CacheStorage<T, C>;
-  using Element = typename Storage::Element;
-  constexpr int kStepPairs = HD / 32;  // k-step pairs of Q K^T
-  constexpr int kDimTiles = HD / 8;    // n-tiles of P V (and dims per thread of V)
-  constexpr int kChunkTokens = 16;
+  using M = MmaInput<T, C>;
+  using Tile = MmaTile<T, C, HD>;
+  constexpr bool kQuantized = Storage::kQuantized;
+  constexpr int kL = Tile::kLoadDims;
+  constexpr int kSteps = HD / 16;      // k-steps of Q K^T
+  constexpr int kDimTiles = HD / 8;    // n-tiles of P V, and head dims per thread of V
 
-  extern __shared__ float merge_space[];  // [kWarps][kMmaRows][HD] outputs, then max and sum
-  __shared__ int32_t block_ids[kMaxPartitionTokens];
+  extern __shared__ __align__(128) uint8_t shared[];  // the stages, then the merge
+  __shared__ int32_t block_ids[kBlockIdWindow];
   __shared__ bool bad_block;
 
   const PagedCache& cache = p.cache;
@@ -106,30 +234,58 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int c = lane / 4, q = lane % 4;
 
-  // Q fragments: rows c and c + 8 of the tile (zero beyond the tile's heads).
-  uint32_t q_frag[2 * kStepPairs][4];
+  // Q fragments of k-step x * kL / 4 + m: rows c and c + 8 of the tile (zero beyond its heads),
+  // head dims x * 4L + q * L + 4m + {0, 1} (a0, a1) and + {2, 3} (a2, a3).
+  float q_rows[2][HD / 4];
 #pragma unroll
-  for (int s = 0; s < kStepPairs; ++s) {
-    uint4 rows[2];
+  for (int r = 0; r < 2; ++r) {
+    const int h = c + 8 * r;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int h = c + 8 * r;
-      rows[r] = h < w.heads ? __ldg(reinterpret_cast<const uint4*>(
-                                  static_cast<const T*>(p.query) + (w.out_row + h) * HD +
-                                  32 * s + 8 * q))
-                            : make_uint4(0, 0, 0, 0);
+    for (int x = 0; x < HD / (4 * kL); ++x) {
+#pragma unroll
+      for (int v = 0; v < kL / 8; ++v) {
+        float* dst = &q_rows[r][x * kL + 8 * v];
+        if (h < w.heads) {
+          load_vec_as_float<8>(
+              static_cast<const T*>(p.query) + (w.out_row + h) * HD + x * 4 * kL + q * kL + 8 * v,
+              dst);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) dst[i] = 0.0f;
+        }
+      }
     }
-    q_frag[2 * s][0] = rows[0].x;
-    q_frag[2 * s][1] = rows[1].x;
-    q_frag[2 * s][2] = rows[0].y;
-    q_frag[2 * s][3] = rows[1].y;
-    q_frag[2 * s + 1][0] = rows[0].z;
-    q_frag[2 * s + 1][1] = rows[1].z;
-    q_frag[2 * s + 1][2] = rows[0].w;
-    q_frag[2 * s + 1][3] = rows[1].w;
   }
-  float score_scale = p.softmax_scale * kLog2e;
-  if constexpr (Storage::kQuantized) score_scale *= __ldg(cache.key_scale + w.kv_head);
+  float score_scale[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    score_scale[r] = p.softmax_scale * kLog2e;
+    if constexpr (kQuantized) {
+      score_scale[r] *= __ldg(cache.key_scale + w.kv_head);
+      // A power of two taking the row's largest |q| into [2^14, 2^15): fp16 then holds every
+      // element the way bf16 did (or exactly as given, for fp16 queries).
+      float row_max = 0.0f;
+#pragma unroll
+      for (int i = 0; i < HD / 4; ++i) row_max = fmaxf(row_max, fabsf(q_rows[r][i]));
+      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+      int exponent = 0;
+      frexpf(row_max, &exponent);  // row_max < 2^exponent (0 for row_max == 0)
+      const int shift = row_max > 0.0f ? min(max(15 - exponent, -100), 100) : 0;
+#pragma unroll
+      for (int i = 0; i < HD / 4; ++i) q_rows[r][i] = ldexpf(q_rows[r][i], shift);
+      score_scale[r] = ldexpf(score_scale[r], -shift);
+    }
+  }
+  uint32_t q_frag[kSteps][4];
+#pragma unroll
+  for (int k = 0; k < kSteps; ++k) {
+    const int base = 4 * k;  // of q_rows: load x = k / (kL / 4), m = k % (kL / 4)
+    q_frag[k][0] = pack2<M>(q_rows[0][base], q_rows[0][base + 1]);
+    q_frag[k][1] = pack2<M>(q_rows[1][base], q_rows[1][base + 1]);
+    q_frag[k][2] = pack2<M>(q_rows[0][base + 2], q_rows[0][base + 3]);
+    q_frag[k][3] = pack2<M>(q_rows[1][base + 2], q_rows[1][base + 3]);
+  }
 
   float out[kDimTiles][4];
 #pragma unroll
@@ -137,61 +293,64 @@ __global__ void __launch_bounds__(kThreads)
   float row_max[2] = {-INFINITY, -INFINITY};
   float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad at the end
 
-  const auto* key = static_cast<const Element*>(cache.key);
-  const auto* value = static_cast<const Element*>(cache.value);
-  int64_t block_base = 0;  // of the current window
-  auto row_offset = [&](int64_t t) {
-    const int local = static_cast<int>(t - block_base);
-    return cache_row_offset(cache, block_ids[local / cache.block_size], w.kv_head,
-                            local % cache.block_size);
-  };
-
-    // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
-  for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
-    const int64_t window_end = min(end, window + kMaxPartitionTokens);
+  uint8_t* stages = shared + warp * (kMmaStages * Tile::kStageBytes);
+  for (int64_t window = begin; window < end; window += kBlockIdWindow) {
+    const int64_t window_end = min(end, window + kBlockIdWindow);
     if (!load_block_ids(cache, part.seq, window, window_end, block_ids, &bad_block)) {
       write_empty_partition<T>(p, plan, w, HD, true);
       return;
     }
-    block_base = (window / cache.block_size) * cache.block_size;
-    for (int64_t chunk = window + static_cast<int64_t>(warp) * kChunkTokens; chunk < window_end;
-         chunk += kWarps * kChunkTokens) {
-      // K for tokens chunk + 8 t + c, V for tokens chunk + {2q, 2q + 1, 2q + 8, 2q + 9}.
-      uint4 k_regs[2][kStepPairs];
-#pragma unroll
-      for (int t = 0; t < 2; ++t) {
-        const int64_t token = chunk + 8 * t + c;
-#pragma unroll
-        for (int s = 0; s < kStepPairs; ++s) {
-          k_regs[t][s] = token < window_end
-                             ? load_chunk_as_pairs<T, C>(key + row_offset(token) + 32 * s + 8 * q)
-                             : make_uint4(0, 0, 0, 0);
-        }
+    const int64_t block_base = (window / cache.block_size) * cache.block_size;
+    // This warp's chunks of the window: window + 16 (warp + kWarps i), i < chunks.
+    const int window_chunks = static_cast<int>((window_end - window + kChunkTokens - 1) /
+                                               kChunkTokens);
+    const int chunks = (window_chunks - warp + kWarps - 1) / kWarps;
+    auto chunk_first = [&](int i) {
+      return window + static_cast<int64_t>(warp + kWarps * i) * kChunkTokens;
+    };
+    auto issue = [&](int i) {  // one commit group per chunk, empty past the last
+      if (i < chunks) {
+        copy_chunk<Tile>(cache, plan, w.kv_head, block_ids, block_base, chunk_first(i),
+                         window_end, stages + (i % kMmaStages) * Tile::kStageBytes, lane);
       }
-      uint4 v_regs[4][kDimTiles / 8];
+      copy_async_commit();
+    };
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int64_t token = chunk + 2 * q + (i & 1) + 8 * (i >> 1);
-#pragma unroll
-        for (int h = 0; h < kDimTiles / 8; ++h) {
-          // Zero past the end: a weight of 0 must not meet a NaN.
-          v_regs[i][h] = token < window_end ? load_chunk_as_pairs<T, C>(
-                                                  value + row_offset(token) + c * kDimTiles + 8 * h)
-                                            : make_uint4(0, 0, 0, 0);
-        }
-      }
+    for (int i = 0; i < kMmaStages - 1; ++i) issue(i);
 
+    for (int i = 0; i < chunks; ++i) {
+      issue(i + kMmaStages - 1);  // into the stage computed in iteration i - 1
+      copy_async_wait<kMmaStages - 1>();
+      __syncwarp();  // every lane's copies of chunk i have landed
+      const uint8_t* k_tile = stages + (i % kMmaStages) * Tile::kStageBytes;
+      const uint8_t* v_tile = k_tile + kChunkTokens * Tile::kRowBytes;
+      const int64_t first = chunk_first(i);
+
+      // S = Q K^T for tokens first + 8t + c (n-tile t).
       float s_acc[2][4];
 #pragma unroll
       for (int t = 0; t < 2; ++t) {
         s_acc[t][0] = s_acc[t][1] = s_acc[t][2] = s_acc[t][3] = 0.0f;
+        const int row = 8 * t + c;
 #pragma unroll
-        for (int s = 0; s < kStepPairs; ++s) {
-          mma_16816<T>(s_acc[t], q_frag[2 * s], k_regs[t][s].x, k_regs[t][s].y);
-          mma_16816<T>(s_acc[t], q_frag[2 * s + 1], k_regs[t][s].z, k_regs[t][s].w);
+        for (int x = 0; x < Tile::kLoadsPerRow; ++x) {
+          const uint4 piece = load_shared_16(k_tile, Tile::k_piece(row, 4 * x + q));
+          if constexpr (!kQuantized) {
+            mma_16816<M>(s_acc[t], q_frag[2 * x], piece.x, piece.y);
+            mma_16816<M>(s_acc[t], q_frag[2 * x + 1], piece.z, piece.w);
+          } else {
+            uint32_t b[8];  // pairs of head dims 0-1, 2-3, ..., 14-15 of the piece
+            bytes_to_half2x4<C>(piece.x, piece.y, &b[0]);
+            bytes_to_half2x4<C>(piece.z, piece.w, &b[4]);
+#pragma unroll
+            for (int m = 0; m < 4; ++m) {
+              mma_16816<M>(s_acc[t], q_frag[4 * x + m], b[2 * m], b[2 * m + 1]);
+            }
+          }
         }
       }
-      // Online softmax per row (r = 0: row c, r = 1: row c + 8); columns 2q, 2q + 1 of each tile.
+      // Online softmax per row (r = 0: row c, r = 1: row c + 8); tokens 2q, 2q + 1 of each
+      // n-tile. Tokens past the window's end score -inf (their K and V rows are zeros).
       uint32_t p_frag[4];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -199,14 +358,14 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int t = i / 2, col = 2 * q + (i & 1);
-          s[i] = chunk + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale
+          s[i] = first + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale[r]
                                                   : -INFINITY;
         }
         float m = fmaxf(fmaxf(s[0], s[1]), fmaxf(s[2], s[3]));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
         const float new_max = fmaxf(row_max[r], m);
-        // new_max is finite: every chunk holds at least one token below `end`.
+        // new_max is finite: every chunk holds at least one token below window_end.
         const float correction = exp2f(row_max[r] - new_max);
         row_max[r] = new_max;
         float e[4];
@@ -218,27 +377,60 @@ __global__ void __launch_bounds__(kThreads)
           out[j][2 * r] *= correction;
           out[j][2 * r + 1] *= correction;
         }
-        p_frag[r] = pack2<T>(e[0], e[1]);      // tile 0: a0 (row c) / a1 (row c + 8)
-        p_frag[2 + r] = pack2<T>(e[2], e[3]);  // tile 1: a2 / a3
+        p_frag[r] = pack2<M>(e[0], e[1]);      // tokens 2q, 2q + 1: a0 (row c) / a1 (row c + 8)
+        p_frag[2 + r] = pack2<M>(e[2], e[3]);  // tokens 2q + 8, 2q + 9: a2 / a3
       }
-#pragma unroll
-      for (int j = 0; j < kDimTiles; ++j) {
-        const int h = j / 8, i = j % 8;  // dim c * kDimTiles + j is element i of load h
-        auto element_pair = [&](const uint4& a, const uint4& b) {
-          const uint32_t wa = (&a.x)[i / 2], wb = (&b.x)[i / 2];
-          return __byte_perm(wa, wb, (i & 1) ? 0x7632 : 0x5410);
-        };
-        mma_16816<T>(out[j], p_frag, element_pair(v_regs[0][h], v_regs[1][h]),
-                     element_pair(v_regs[2][h], v_regs[3][h]));
-      }
-    }
 
+      // O += P V: tokens 2q + {0, 1} (b0) and 2q + 8 + {0, 1} (b1), head dim c * HD / 8 + j.
+      if constexpr (!kQuantized) {
+#pragma unroll
+        for (int h = 0; h < kDimTiles / 8; ++h) {  // 8 head dims per 16-byte piece
+          uint4 v[4];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int row = 2 * q + (i & 1) + 8 * (i >> 1);
+            v[i] = load_shared_16(v_tile, Tile::v_piece(row, c * (kDimTiles / 8) + h));
+          }
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            const uint32_t selector = (i & 1) ? 0x7632 : 0x5410;
+            const uint32_t b0 = __byte_perm((&v[0].x)[i / 2], (&v[1].x)[i / 2], selector);
+            const uint32_t b1 = __byte_perm((&v[2].x)[i / 2], (&v[3].x)[i / 2], selector);
+            mma_16816<M>(out[8 * h + i], p_frag, b0, b1);
+          }
+        }
+      } else {
+        // HD / 8 bytes per row: one 16-byte piece (HD 128) or half of one (HD 64).
+        uint32_t v[4][kDimTiles / 4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int row = 2 * q + (i & 1) + 8 * (i >> 1);
+          if constexpr (kDimTiles == 16) {
+            const uint4 piece = load_shared_16(v_tile, Tile::v_piece(row, c));
+            v[i][0] = piece.x, v[i][1] = piece.y, v[i][2] = piece.z, v[i][3] = piece.w;
+          } else {
+            const uint2 piece = load_shared_8(v_tile, Tile::v_piece(row, c / 2), c % 2);
+            v[i][0] = piece.x, v[i][1] = piece.y;
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kDimTiles; ++j) {
+          const uint32_t selector = (j % 4) | ((4 + j % 4) << 8);  // byte j of each row
+          const uint32_t b0 = byte_pair_to_half2<C>(v[0][j / 4], v[1][j / 4], selector);
+          const uint32_t b1 = byte_pair_to_half2<C>(v[2][j / 4], v[3][j / 4], selector);
+          mma_16816<M>(out[j], p_frag, b0, b1);
+        }
+      }
+      __syncwarp();  // all lanes are done with this stage before it is refilled
+    }
+    copy_async_wait<0>();  // only empty groups are left; the next window restarts the pipeline
   }
 
   // Merge the warps: each writes its rows' state, the block combines them.
-  float* warp_out = merge_space;                               // [kWarps][kMmaRows][HD]
-  float* warp_max = merge_space + kWarps * kMmaRows * HD;      // [kWarps][kMmaRows]
-  float* warp_sum = warp_max + kWarps * kMmaRows;              // [kWarps][kMmaRows]
+  __syncthreads();  // the stages become the merge space
+  float* warp_out = reinterpret_cast<float*>(shared);     // [kWarps][kMmaRows][HD]
+  float* warp_max = warp_out + kWarps * kMmaRows * HD;   // [kWarps][kMmaRows]
+  float* warp_sum = warp_max + kWarps * kMmaRows;        // [kWarps][kMmaRows]
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float sum = row_sum[r];
@@ -261,7 +453,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   allow_dependent_launch();
   float value_scale = 1.0f;
-  if constexpr (Storage::kQuantized) value_scale = __ldg(cache.value_scale + w.kv_head);
+  if constexpr (kQuantized) value_scale = __ldg(cache.value_scale + w.kv_head);
   merge_and_write<T, kWarps, kMmaRows, HD>(p, plan, w, warp_max, warp_sum, warp_out, value_scale);
 }
 

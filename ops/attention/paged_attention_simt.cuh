@@ -1,5 +1,5 @@
 // The CUDA-core paged attention kernel (fp32 math): any group size and head dim, used for
-// groups of up to 2 query heads per KV head and head dim 256.
+// groups of up to 2 query heads per KV head, and for head dim 256 (tiles of 1, 2, 4, 8 heads).
 //
 // Inside a block, each warp covers TPW tokens at a time, HD / 8 lanes per token, each lane
 // holding 8 consecutive head dims of q (pre-scaled by softmax_scale * log2(e) and the key
@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kGroups = kWarps * kTokensPerWarp;  // lane groups per block
   constexpr int kUnroll = GT >= 8 ? 2 : 4;
 
-  __shared__ int32_t block_ids[kMaxPartitionTokens];
+  __shared__ int32_t block_ids[kBlockIdWindow];
   __shared__ float group_max[kGroups][GT];
   __shared__ float group_sum[kGroups][GT];
   __shared__ float group_out[kGroups][GT][HD];
@@ -80,29 +80,38 @@ __global__ void __launch_bounds__(kThreads)
 
   const auto* key = static_cast<const typename Storage::Element*>(cache.key);
   const auto* value = static_cast<const typename Storage::Element*>(cache.value);
-  // Block ids go through shared memory one window of kMaxPartitionTokens tokens at a time.
-  for (int64_t window = begin; window < end; window += kMaxPartitionTokens) {
-    const int64_t window_end = min(end, window + kMaxPartitionTokens);
+  // Block ids go through shared memory one window of kBlockIdWindow tokens at a time.
+  const int warp = threadIdx.x / 32;
+  for (int64_t window = begin; window < end; window += kBlockIdWindow) {
+    const int64_t window_end = min(end, window + kBlockIdWindow);
     if (!load_block_ids(cache, part.seq, window, window_end, block_ids, &bad_block)) {
       write_empty_partition<T>(p, plan, w, HD, true);
       return;
     }
     const int64_t block_base = (window / cache.block_size) * cache.block_size;
-    for (int64_t t0 = window + group; t0 < window_end; t0 += kGroups * kUnroll) {
+    // The trip count depends on the warp only: the score shuffles below need all 32 lanes, so a
+    // lane group whose tokens ran out masks them rather than leaving the loop.
+    for (int64_t warp_first = window + warp * kTokensPerWarp; warp_first < window_end;
+         warp_first += kGroups * kUnroll) {
       Chunk k_chunk[kUnroll], v_chunk[kUnroll];
       bool valid[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const int64_t t = t0 + static_cast<int64_t>(u) * kGroups;
+        const int64_t t =
+            warp_first + lane / kLanesPerToken + static_cast<int64_t>(u) * kGroups;
         valid[u] = t < window_end;
         if (valid[u]) {
-          const int local = static_cast<int>(t - block_base);
+          const uint32_t local = static_cast<uint32_t>(t - block_base);
+          const uint32_t block = plan.block_size.quotient(local);
           const int64_t offset =
-              cache_row_offset(cache, block_ids[local / cache.block_size], kv_head,
-                               local % cache.block_size) +
+              cache_row_offset(cache, block_ids[block], kv_head,
+                               static_cast<int>(local - block * plan.block_size.divisor)) +
               dim0;
           k_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(key + offset));
           v_chunk[u] = __ldg(reinterpret_cast<const Chunk*>(value + offset));
+        } else {
+          k_chunk[u] = Chunk{};
+          v_chunk[u] = Chunk{};
         }
       }
       float score[kUnroll][GT];
@@ -149,7 +158,6 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
     }
-
   }
 
   // Merge the lane groups' states.

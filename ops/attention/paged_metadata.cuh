@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kBlockThreads)
   const int64_t begin = c.append ? len : 0;
   const int64_t end = c.append ? len + q_len : len;
   const int64_t least = c.append ? 0 : (c.cu_seqlens_q != nullptr ? q_len : 1);
-  if ((c.append ? len < 0 : len < least) || end > capacity) {
+  if ((c.append ? len < 0 : len < least) || end > capacity || (c.max_len > 0 && len > c.max_len)) {
     if (threadIdx.x == 0) report_problem(report, MetadataError::kLength, b, -1, len);
     return;
   }

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <mutex>
 
 namespace fdops {
 
@@ -38,21 +39,41 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #endif
 }
 
+// The configuration of a launch by launch_kernel*: PDL where kProgrammaticLaunch.
+class LaunchConfig {
+ public:
+  LaunchConfig(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream) {
+    config_.gridDim = grid;
+    config_.blockDim = block;
+    config_.dynamicSmemBytes = shared_bytes;
+    config_.stream = stream;
+    attribute_.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute_.val.programmaticStreamSerializationAllowed = 1;
+    config_.attrs = &attribute_;
+    config_.numAttrs = kProgrammaticLaunch ? 1 : 0;
+  }
+  LaunchConfig(const LaunchConfig&) = delete;
+  LaunchConfig& operator=(const LaunchConfig&) = delete;
+  const cudaLaunchConfig_t* get() const { return &config_; }
+
+ private:
+  cudaLaunchConfig_t config_ = {};
+  cudaLaunchAttribute attribute_ = {};
+};
+
 // kernel<<<grid, block, shared_bytes, stream>>>(args...), with PDL where kProgrammaticLaunch.
 template <typename... Params, typename... Args>
 inline cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block,
                                  size_t shared_bytes, cudaStream_t stream, Args&&... args) {
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = shared_bytes;
-  config.stream = stream;
-  cudaLaunchAttribute attribute = {};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attribute;
-  config.numAttrs = kProgrammaticLaunch ? 1 : 0;
-  return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+  const LaunchConfig config(grid, block, shared_bytes, stream);
+  return cudaLaunchKernelEx(config.get(), kernel, static_cast<Params>(args)...);
+}
+
+// The same for a kernel chosen at run time; args points to each of its parameters.
+inline cudaError_t launch_kernel_untyped(const void* kernel, dim3 grid, dim3 block,
+                                         size_t shared_bytes, cudaStream_t stream, void** args) {
+  const LaunchConfig config(grid, block, shared_bytes, stream);
+  return cudaLaunchKernelExC(config.get(), kernel, args);
 }
 
 // compute(device) for the current device, computed once per device for each Site (a type unique
@@ -132,6 +153,45 @@ inline size_t max_dynamic_shared_bytes() {
         return available;
       });
   return bytes > 0 ? static_cast<size_t>(bytes) : 0;
+}
+
+// Blocks of `kernel` resident per SM of the current device when launched with `threads` threads
+// and `shared_bytes` of dynamic shared memory (the kernel is opted in to that much first), or 0
+// if it cannot run so. Queried once per (device, kernel, threads, shared_bytes).
+inline int resident_blocks_per_sm(const void* kernel, int threads, size_t shared_bytes) {
+  struct Entry {
+    int device;
+    const void* kernel;
+    int threads;
+    size_t shared_bytes;
+    int blocks;
+  };
+  constexpr int kEntries = 64;
+  static Entry entries[kEntries];
+  static int used = 0;
+  static std::mutex mutex;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (int i = 0; i < used; ++i) {
+    const Entry& e = entries[i];
+    if (e.device == device && e.kernel == kernel && e.threads == threads &&
+        e.shared_bytes == shared_bytes) {
+      return e.blocks;
+    }
+  }
+  int blocks = 0;
+  if ((shared_bytes <= 48 * 1024 ||
+       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            static_cast<int>(shared_bytes)) == cudaSuccess) &&
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared_bytes) ==
+          cudaSuccess) {
+    if (used < kEntries) entries[used++] = {device, kernel, threads, shared_bytes, blocks};
+  } else {
+    cudaGetLastError();  // a failed query is not a launch error
+    blocks = 0;
+  }
+  return blocks;
 }
 
 }  // namespace fdops

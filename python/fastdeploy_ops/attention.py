@@ -9,6 +9,12 @@ dequantisation scales ``key_scale`` / ``value_scale`` (int8 clamps to ±127, fp8
 the KV heads works (grouped-query attention: query head ``h`` reads KV head
 ``h // (num_heads // kv_heads)``).
 
+Long contexts are split over thread blocks when the batch alone does not fill the GPU; the
+split is planned for the longest context the block tables can hold unless ``max_seq_len`` (a
+host-side upper bound of ``seq_lens``, as engines keep it) says less. A context longer than
+``max_seq_len`` is still attended to in full (more slowly); ``check_metadata`` reports it.
+:func:`paged_attention_plan` shows the kernel and split a call would use, without a GPU.
+
 Lengths and block ids live on the GPU. With ``check_metadata=True`` (the default) each call
 first checks them on the GPU and raises ``ValueError`` naming the bad entry; that costs a stream
 synchronisation, so serving loops pass ``check_metadata=False`` (and calls captured in a CUDA
@@ -19,11 +25,18 @@ outside the cache: appends skip the token, attention returns NaN for the affecte
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ._loader import get_op
 from ._tensors import Tensor, dtype_name, float8_bytes, framework_of, launch
 
-__all__ = ["paged_decode_attention", "paged_kv_append", "paged_prefill_attention"]
+__all__ = [
+    "AttentionPlan",
+    "paged_attention_plan",
+    "paged_decode_attention",
+    "paged_kv_append",
+    "paged_prefill_attention",
+]
 
 FAMILY = "attention"
 FP8_FAMILY = "attention_fp8"
@@ -53,19 +66,29 @@ def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float
         raise TypeError(f"{op}: argument 'softmax_scale' must be a float, got {given}") from None
 
 
+def _max_seq_len(op: str, max_seq_len: int | None) -> int:
+    if max_seq_len is None:
+        return 0
+    if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
+        raise ValueError(f"{op}: argument 'max_seq_len' must be None or an int >= 1 (the "
+                         f"longest seq_lens entry), got {max_seq_len!r}")
+    return max_seq_len
+
+
 def _attend(op: str, query: Tensor, cu_seqlens_q: Tensor | None, key_cache: Tensor,
             value_cache: Tensor, block_tables: Tensor, seq_lens: Tensor,
             key_scale: Tensor | None, value_scale: Tensor | None, softmax_scale: float | None,
-            out: Tensor | None, check_metadata: bool) -> Tensor:
+            max_seq_len: int | None, out: Tensor | None, check_metadata: bool) -> Tensor:
     """Decode (no ``cu_seqlens_q``) or prefill: allocates ``out`` if needed and launches."""
     kernel, key_cache_arg, value_cache_arg = _cache_op(op, key_cache, value_cache)
     framework = framework_of(op, "query", query)
     scale = _softmax_scale(op, query, softmax_scale)
+    longest = _max_seq_len(op, max_seq_len)
     if out is None:
         out = framework.empty(query, tuple(query.shape), dtype_name(query))
     rows = (query, out) if cu_seqlens_q is None else (query, out, cu_seqlens_q)
     launch(framework, kernel, *rows, key_cache_arg, value_cache_arg, block_tables, seq_lens,
-           key_scale, value_scale, scale, bool(check_metadata))
+           key_scale, value_scale, scale, longest, bool(check_metadata))
     return out
 
 
@@ -126,6 +149,7 @@ def paged_decode_attention(
     key_scale: Tensor | None = None,
     value_scale: Tensor | None = None,
     softmax_scale: float | None = None,
+    max_seq_len: int | None = None,
     out: Tensor | None = None,
     check_metadata: bool = True,
 ) -> Tensor:
@@ -143,6 +167,8 @@ def paged_decode_attention(
             module docstring).
         seq_lens: ``[batch]`` int32, ``1 <= seq_lens[b] <= max_blocks_per_seq * block_size``.
         softmax_scale: default ``1 / sqrt(head_dim)``.
+        max_seq_len: an upper bound of ``seq_lens`` known on the host; plans the split of
+            long contexts by it instead of by the block tables' capacity.
         out: optional ``[batch, num_heads, head_dim]`` output of the query's dtype.
         check_metadata: check lengths and block ids on the GPU first (synchronises).
 
@@ -150,7 +176,8 @@ def paged_decode_attention(
         ``out``, or a new tensor like ``query``.
     """
     return _attend("paged_decode_attention", query, None, key_cache, value_cache, block_tables,
-                   seq_lens, key_scale, value_scale, softmax_scale, out, check_metadata)
+                   seq_lens, key_scale, value_scale, softmax_scale, max_seq_len, out,
+                   check_metadata)
 
 
 def paged_prefill_attention(
@@ -164,6 +191,7 @@ def paged_prefill_attention(
     key_scale: Tensor | None = None,
     value_scale: Tensor | None = None,
     softmax_scale: float | None = None,
+    max_seq_len: int | None = None,
     out: Tensor | None = None,
     check_metadata: bool = True,
 ) -> Tensor:
@@ -181,6 +209,7 @@ def paged_prefill_attention(
         seq_lens: ``[batch]`` int32 tokens in the cache, the new ones included
             (``q_len <= seq_lens[b] <= max_blocks_per_seq * block_size``).
         softmax_scale: default ``1 / sqrt(head_dim)``.
+        max_seq_len: an upper bound of ``seq_lens`` known on the host (see the decode).
         out: optional ``[T, num_heads, head_dim]`` output of the query's dtype.
         check_metadata: check offsets, lengths and block ids on the GPU first (synchronises).
 
@@ -192,5 +221,70 @@ def paged_prefill_attention(
     chunked prefill of moderate chunks, not as a flash-attention replacement.
     """
     return _attend("paged_prefill_attention", query, cu_seqlens_q, key_cache, value_cache,
-                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, out,
-                   check_metadata)
+                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
+                   out, check_metadata)
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """How one attention launch divides its work (see :func:`paged_attention_plan`).
+
+    A block computes one query row x one KV head x ``head_tile`` of the query heads sharing it
+    x one partition of ``partition_tokens`` of the row's context; with ``num_splits > 1`` a
+    second kernel merges the partitions from a ``workspace_bytes`` scratch buffer.
+    """
+
+    kernel: str  # "tensor_core" (mma.sync) or "cuda_core"
+    head_tile: int
+    head_tiles: int
+    num_splits: int
+    partition_tokens: int
+    threads: int
+    shared_bytes: int  # dynamic shared memory per block
+    blocks: int
+    workspace_bytes: int
+
+
+def paged_attention_plan(
+    num_heads: int,
+    kv_heads: int,
+    head_dim: int,
+    *,
+    batch: int,
+    block_size: int,
+    max_blocks_per_seq: int,
+    dtype: str = "bfloat16",
+    cache: str = "c16",
+    query_tokens: int | None = None,
+    max_seq_len: int | None = None,
+    resident_blocks: int,
+) -> AttentionPlan:
+    """The kernel and split that decode (or, with ``query_tokens``, prefill) attention uses.
+
+    Pure host logic of the loaded module (no GPU needed, e.g. with ``FASTDEPLOY_OPS_SM=80``):
+    the same function the launch calls, with ``resident_blocks`` standing for how many blocks
+    of the chosen kernel the device runs at once (SMs x blocks per SM; the launch asks the
+    driver).
+
+    Args:
+        num_heads, kv_heads, head_dim: as in the query and the cache.
+        batch, block_size, max_blocks_per_seq: the block tables' shape and the cache's block size.
+        dtype: the query's, ``"bfloat16"`` or ``"float16"``.
+        cache: ``"c16"``, ``"int8"`` or ``"float8_e4m3fn"``.
+        query_tokens: total query tokens of a prefill; ``None`` for decode (one per sequence).
+        max_seq_len: as in :func:`paged_decode_attention`.
+
+    Raises:
+        ValueError: no kernel serves these shapes (a bug: every accepted shape has one).
+    """
+    op = "paged_attention_plan"
+    fp8 = cache == _FP8
+    kernel = get_op(FP8_FAMILY if fp8 else FAMILY, op + ("_fp8" if fp8 else ""))
+    rows = batch if query_tokens is None else query_tokens
+    plan = kernel(dtype, cache, num_heads, kv_heads, head_dim, block_size, max_blocks_per_seq,
+                  rows, batch, query_tokens is not None, _max_seq_len(op, max_seq_len),
+                  resident_blocks)
+    if plan["kernel"] == "none":
+        raise ValueError(f"{op}: no kernel serves num_heads = {num_heads} over kv_heads = "
+                         f"{kv_heads}, head_dim {head_dim}, {dtype} with a {cache} cache")
+    return AttentionPlan(**plan)

@@ -23,11 +23,17 @@ GATED = {
 }
 
 OPS = {
-    "attention": ["paged_kv_append", "paged_decode_attention", "paged_prefill_attention"],
+    "attention": [
+        "paged_kv_append",
+        "paged_decode_attention",
+        "paged_prefill_attention",
+        "paged_attention_plan",
+    ],
     "attention_fp8": [
         "paged_kv_append_fp8",
         "paged_decode_attention_fp8",
         "paged_prefill_attention_fp8",
+        "paged_attention_plan_fp8",
     ],
     "quantization": ["per_token_quant", "per_token_quant_padding"],
 }
