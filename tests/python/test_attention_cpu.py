@@ -10,6 +10,7 @@ import pytest
 from fastdeploy_ops import reference as ref
 from fastdeploy_ops.reference._numerics import round_to_dtype, round_to_e4m3
 from fastdeploy_ops.reference.attention import quantize_cache_values
+from fastdeploy_ops.testing.attention import assert_attention_close
 
 F32 = np.float32
 
@@ -122,3 +123,90 @@ def test_fp8_cache_values_saturate() -> None:
     stored = quantize_cache_values(np.array([[1000.0, 1.0625, -3.0]], F32), "float8_e4m3fn",
                                        np.array([1.0], F32))
     np.testing.assert_array_equal(stored, [[448.0, 1.0, -3.0]])
+
+
+# --- the GPU tests' bound (fastdeploy_ops.testing.attention) can fail -------------------------
+
+
+def _dense_decode_case(rng: np.random.Generator, context: int, heads: int, kv_heads: int,
+                       cache: str) -> tuple:
+    """One decode row over `context` tokens in 64-token blocks: (query, k, v, tables, lens,
+    scales), values as the GPU tests draw them."""
+    blocks = -(-context // 64)
+    shape = (blocks, kv_heads, 64, 128)
+    if cache == "int8":
+        k, v = (rng.integers(-127, 128, shape).astype(F32) for _ in range(2))
+        scales = (np.full(kv_heads, 0.02, F32), np.full(kv_heads, 0.015, F32))
+    else:
+        k, v = (round_to_dtype(rng.standard_normal(shape, dtype=F32), "bfloat16")
+                for _ in range(2))
+        scales = (None, None)
+    query = round_to_dtype(rng.standard_normal((1, heads, 128), dtype=F32), "bfloat16")
+    tables = rng.permutation(blocks).astype(np.int32)[None, :]
+    return query, k, v, tables, np.array([context]), scales
+
+
+def _tensor_core_emulation(case: tuple, weights: str, out_dtype: str,
+                           dropped: slice | None = None) -> np.ndarray:
+    """What a tensor-core kernel computes: unnormalised weights rounded to `weights` before
+    they multiply V, the normaliser summed unrounded, the output rounded to `out_dtype`.
+    `dropped` leaves those tokens out (a fault)."""
+    query, k, v, tables, lens, (k_scale, v_scale) = case
+    context = int(lens[0])
+    blocks = tables[0, np.arange(context) // 64]
+    rows = np.arange(context) % 64
+    keep = np.ones(context, bool)
+    if dropped is not None:
+        keep[dropped] = False
+    kv_heads = k.shape[1]
+    group = query.shape[1] // kv_heads
+    out = np.zeros(query.shape, np.float64)
+    for h in range(query.shape[1]):
+        kh = h // group
+        keys = k[blocks, kh, rows][keep] * (1.0 if k_scale is None else k_scale[kh])
+        values = v[blocks, kh, rows][keep] * (1.0 if v_scale is None else v_scale[kh])
+        scores = (keys.astype(F32) @ query[0, h]).astype(np.float64) / np.sqrt(128)
+        e = np.exp(scores - scores.max())
+        rounded = round_to_dtype(e.astype(F32), weights).astype(np.float64)
+        out[0, h] = rounded @ values / e.sum()
+    return round_to_dtype(out.astype(F32), out_dtype)
+
+
+@pytest.mark.parametrize("context", [3, 700, 4096])
+@pytest.mark.parametrize("cache, weights", [("c16", "bfloat16"), ("int8", "float16")])
+def test_attention_bound_accepts_tensor_core_rounding_and_rejects_faults(
+        context: int, cache: str, weights: str) -> None:
+    rng = np.random.default_rng(context)
+    case = _dense_decode_case(rng, context, heads=32, kv_heads=4, cache=cache)
+    query, k, v, tables, lens, (k_scale, v_scale) = case
+    args = (query, k, v, tables, lens)
+    scales = {"key_scale": k_scale, "value_scale": v_scale}
+    want = ref.paged_attention(*args, **scales)
+    spread = ref.paged_attention_spread(*args, **scales)
+
+    def check(got: np.ndarray) -> None:
+        assert_attention_close(got, want, spread, dtype="bfloat16", weights=weights)
+
+    check(_tensor_core_emulation(case, weights, "bfloat16"))
+    check(round_to_dtype(want, "bfloat16"))  # the CUDA-core kernel's ideal
+    faults = {"5% on every output": round_to_dtype(want * 1.05, "bfloat16")}
+    one_head = want.copy()
+    one_head[:, 8:16] *= 1.10  # the query heads of KV head 1
+    faults["10% on one KV head"] = round_to_dtype(one_head, "bfloat16")
+    if context >= 128:
+        faults["a dropped 64-token block"] = _tensor_core_emulation(
+            case, weights, "bfloat16", dropped=slice(64, 128))
+    for fault, got in faults.items():
+        with pytest.raises(AssertionError, match="values differ"):
+            check(got)
+            pytest.fail(f"the bound accepted {fault}")
+
+
+def test_attention_bound_rejects_nan() -> None:
+    case = _dense_decode_case(np.random.default_rng(0), 100, heads=4, kv_heads=4, cache="c16")
+    args = case[:5]
+    want, spread = ref.paged_attention(*args), ref.paged_attention_spread(*args)
+    got = round_to_dtype(want, "bfloat16")
+    got[0, 1, 5] = np.nan
+    with pytest.raises(AssertionError, match=r"1 of 512 values differ; worst at \(0, 1, 5\)"):
+        assert_attention_close(got, want, spread, dtype="bfloat16", weights="float32")

@@ -6,7 +6,7 @@ float32 throughout, so results track the kernels to a few ulp; selections use a 
 """
 
 from .activation import gelu_tanh
-from .attention import paged_attention, paged_kv_append
+from .attention import AttentionSpread, paged_attention, paged_attention_spread, paged_kv_append
 from .moe_routing import fused_cast_sigmoid_bias, grouped_topk, moe_topk_select, noaux_tc, sigmoid
 from .penalty import get_token_penalty_multi_scores, get_token_penalty_once
 from .preprocess import (
@@ -34,6 +34,7 @@ from .sampling import (
 from .speculative import speculate_update, speculate_verify
 
 __all__ = [
+    "AttentionSpread",
     "e4m3_bytes",
     "e4m3_to_float",
     "fused_cast_sigmoid_bias",
@@ -46,6 +47,7 @@ __all__ = [
     "moe_topk_select",
     "noaux_tc",
     "paged_attention",
+    "paged_attention_spread",
     "paged_kv_append",
     "per_token_dequant",
     "per_token_quant",

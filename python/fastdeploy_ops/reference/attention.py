@@ -9,12 +9,22 @@ scales (``stored * scale``) before it computes ``softmax(q . k * softmax_scale) 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
 from ._numerics import round_to_dtype, round_to_e4m3
 
-__all__ = ["paged_attention", "paged_kv_append", "quantize_cache_values", "rotate_rows"]
+__all__ = [
+    "AttentionSpread",
+    "paged_attention",
+    "paged_attention_spread",
+    "paged_kv_append",
+    "quantize_cache_values",
+    "rotate_rows",
+]
 
 F32 = np.float32
 CACHE_TYPES = ("c16", "int8", "float8_e4m3fn")
@@ -101,6 +111,49 @@ def paged_kv_append(
     return key_cache, value_cache, query
 
 
+def _sequences(
+    query: NDArray,
+    key_cache: NDArray,
+    value_cache: NDArray,
+    block_tables: NDArray,
+    seq_lens: NDArray,
+    cu_seqlens_q: NDArray | None,
+    softmax_scale: float | None,
+    key_scale: NDArray | None,
+    value_scale: NDArray | None,
+) -> Iterator[tuple[int, int, NDArray, NDArray]]:
+    """Per sequence with query rows: ``(first, last, exp_scores, v)`` where ``exp_scores``
+    [H, q_len, length] is ``exp(score - row max)`` (0 where masked, float64) and ``v``
+    [H, length, D] the dequantised values (float32)."""
+    query = np.asarray(query, dtype=F32)
+    rows, num_heads, head_dim = query.shape
+    kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
+    group = num_heads // kv_heads
+    scale = F32(head_dim**-0.5 if softmax_scale is None else softmax_scale)
+    k_scale = np.ones(kv_heads, F32) if key_scale is None else np.asarray(key_scale, F32)
+    v_scale = np.ones(kv_heads, F32) if value_scale is None else np.asarray(value_scale, F32)
+    if cu_seqlens_q is None:
+        cu_seqlens_q = np.arange(len(seq_lens) + 1)
+    for b in range(len(seq_lens)):
+        first, last = int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])
+        if last == first:
+            continue
+        length = int(seq_lens[b])
+        positions = np.arange(length)
+        blocks = block_tables[b, positions // block_size]
+        # [length, kv_heads, D] -> [H, length, D], dequantised.
+        k = key_cache[blocks, :, positions % block_size] * k_scale[None, :, None]
+        v = value_cache[blocks, :, positions % block_size] * v_scale[None, :, None]
+        k = np.repeat(k.transpose(1, 0, 2), group, axis=0).astype(F32)
+        v = np.repeat(v.transpose(1, 0, 2), group, axis=0).astype(F32)
+        q = query[first:last].transpose(1, 0, 2)  # [H, q_len, D]
+        scores = np.matmul(q, k.transpose(0, 2, 1)) * scale  # [H, q_len, length]
+        query_positions = length - (last - first) + np.arange(last - first)
+        scores[:, positions[None, :] > query_positions[:, None]] = -np.inf
+        scores = scores.astype(np.float64)
+        yield first, last, np.exp(scores - scores.max(axis=-1, keepdims=True)), v
+
+
 def paged_attention(
     query: NDArray,
     key_cache: NDArray,
@@ -118,36 +171,65 @@ def paged_attention(
     Without ``cu_seqlens_q`` (decode), row ``b`` attends to all ``seq_lens[b]`` positions of
     sequence ``b``. With it (chunked prefill), the ``q_len`` rows of sequence ``b`` are the
     tokens at positions ``seq_lens[b] - q_len`` .. ``seq_lens[b] - 1``, each attending to the
-    positions up to its own. Query head ``h`` uses KV head ``h // (H // kv_heads)``.
+    positions up to its own. Query head ``h`` uses KV head ``h // (H // kv_heads)``. Scores
+    are float32; the softmax and the weighted sum are float64, rounded once to float32.
     """
-    query = np.asarray(query, dtype=F32)
-    rows, num_heads, head_dim = query.shape
-    kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
-    group = num_heads // kv_heads
-    scale = F32(head_dim**-0.5 if softmax_scale is None else softmax_scale)
-    k_scale = np.ones(kv_heads, F32) if key_scale is None else np.asarray(key_scale, F32)
-    v_scale = np.ones(kv_heads, F32) if value_scale is None else np.asarray(value_scale, F32)
-    if cu_seqlens_q is None:
-        cu_seqlens_q = np.arange(len(seq_lens) + 1)
-    out = np.zeros((rows, num_heads, head_dim), F32)
-    for b in range(len(seq_lens)):
-        first, last = int(cu_seqlens_q[b]), int(cu_seqlens_q[b + 1])
-        if last == first:
-            continue
-        length = int(seq_lens[b])
-        positions = np.arange(length)
-        blocks = block_tables[b, positions // block_size]
-        # [length, kv_heads, D] -> [H, length, D], dequantised.
-        k = key_cache[blocks, :, positions % block_size] * k_scale[None, :, None]
-        v = value_cache[blocks, :, positions % block_size] * v_scale[None, :, None]
-        k = np.repeat(k.transpose(1, 0, 2), group, axis=0).astype(F32)
-        v = np.repeat(v.transpose(1, 0, 2), group, axis=0).astype(F32)
-        q = query[first:last].transpose(1, 0, 2)  # [H, q_len, D]
-        scores = np.matmul(q, k.transpose(0, 2, 1)) * scale  # [H, q_len, length]
-        query_positions = length - (last - first) + np.arange(last - first)
-        scores[:, positions[None, :] > query_positions[:, None]] = -np.inf
-        scores -= scores.max(axis=-1, keepdims=True)
-        weights = np.exp(scores)
-        weights /= weights.sum(axis=-1, keepdims=True)
+    out = np.zeros(np.shape(query), F32)
+    for first, last, e, v in _sequences(query, key_cache, value_cache, block_tables, seq_lens,
+                                        cu_seqlens_q, softmax_scale, key_scale, value_scale):
+        weights = e / e.sum(axis=-1, keepdims=True)
         out[first:last] = np.matmul(weights, v).transpose(1, 0, 2)
     return out
+
+
+@dataclass(frozen=True)
+class AttentionSpread:
+    """What rounding errors in an attention kernel scale with, per output element
+    ``[rows, H, D]`` (float64). With softmax weights ``w_i = e_i / S`` (``e_i`` relative to the
+    row's largest score, ``S = sum e_i``) over the row's tokens ``i`` and values ``v_i``:
+
+    - ``abs_weighted``: ``sum w_i |v_i|``, the most a relative error ``u`` of every weight can
+      move the output (times ``u``);
+    - ``rms_weighted``: ``sqrt(sum w_i^2 v_i^2)``, the standard deviation (times ``u``) of that
+      error when the weights' errors are independent and centred, as rounding errors are;
+    - ``abs_unweighted`` and ``rms_unweighted``: ``sum |v_i| / S`` and ``sqrt(sum v_i^2) / S``,
+      the same for an absolute error of every unnormalised weight ``e_i`` (a format's spacing
+      near zero).
+    """
+
+    abs_weighted: NDArray[np.float64]
+    rms_weighted: NDArray[np.float64]
+    abs_unweighted: NDArray[np.float64]
+    rms_unweighted: NDArray[np.float64]
+
+
+def paged_attention_spread(
+    query: NDArray,
+    key_cache: NDArray,
+    value_cache: NDArray,
+    block_tables: NDArray,
+    seq_lens: NDArray,
+    *,
+    cu_seqlens_q: NDArray | None = None,
+    softmax_scale: float | None = None,
+    key_scale: NDArray | None = None,
+    value_scale: NDArray | None = None,
+) -> AttentionSpread:
+    """The :class:`AttentionSpread` of :func:`paged_attention` with the same arguments."""
+    shape = np.shape(query)
+    terms = [np.zeros(shape) for _ in range(4)]
+    for first, last, e, v in _sequences(query, key_cache, value_cache, block_tables, seq_lens,
+                                        cu_seqlens_q, softmax_scale, key_scale, value_scale):
+        total = e.sum(axis=-1, keepdims=True)
+        weights = e / total
+        v = v.astype(np.float64)
+        mask = (e > 0).astype(np.float64)  # the tokens each row attends to
+        values = (
+            np.matmul(weights, np.abs(v)),
+            np.sqrt(np.matmul(weights**2, v**2)),
+            np.matmul(mask, np.abs(v)) / total,
+            np.sqrt(np.matmul(mask, v**2)) / total,
+        )
+        for term, value in zip(terms, values):
+            term[first:last] = value.transpose(1, 0, 2)
+    return AttentionSpread(*terms)
