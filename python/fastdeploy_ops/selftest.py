@@ -2,8 +2,13 @@
 
 Prints ``fastdeploy_ops.info()``, runs ``fastdeploy_ops.tests`` with pytest, then the counts of
 passed, skipped (grouped by reason) and failed tests. Exits non-zero if anything failed or
-errored, or if pytest itself reported a problem. Writes nothing into the package (no cache, no
-bytecode), so it works from a read-only install.
+errored, if pytest itself reported a problem, or if a machine with a usable GPU collected no
+test. Writes nothing into the package (no cache, no bytecode), so it works from a read-only
+install.
+
+Every test runs under a watchdog (:mod:`fastdeploy_ops.testing.watchdog`, ``--hang-timeout``,
+default 300 s): a test that hangs is reported as a failure naming it. Alone, the run then stops
+with the summary; with pytest-xdist (``-n 8``) the hung worker is replaced and the run goes on.
 """
 
 from __future__ import annotations
@@ -16,8 +21,13 @@ from collections.abc import Sequence
 import pytest
 
 from . import info
+from .testing import gpu_skip_reason
+from .testing.watchdog import PLUGIN_NAME, Watchdog
 
-__all__ = ["main"]
+__all__ = ["DEFAULT_HANG_TIMEOUT", "main"]
+
+# Seconds a test may run before it counts as hung; the slowest tests take a few seconds.
+DEFAULT_HANG_TIMEOUT = 300
 
 
 class _Outcomes:
@@ -43,6 +53,16 @@ class _Outcomes:
         if report.failed:
             self.failed.append(f"{report.nodeid} (collection)")
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        watchdog = session.config.pluginmanager.get_plugin(PLUGIN_NAME)
+        if isinstance(watchdog, Watchdog):
+            watchdog.on_hang = self.hung
+
+    def hung(self, nodeid: str, seconds: float) -> None:
+        """The watchdog's last call before it stops the process: print the summary."""
+        self.failed.append(f"{nodeid} (hung: no result within {seconds:g} s; run stopped)")
+        print("\n" + self.summary(), flush=True)
+
     def summary(self) -> str:
         skipped = sum(self.skipped.values())
         lines = [f"{self.passed} passed, {skipped} skipped, {len(self.failed)} failed"]
@@ -60,10 +80,16 @@ def main(argv: Sequence[str] = ()) -> int:
     sys.dont_write_bytecode = True  # also stops pytest from writing rewritten test modules
     print(info(), end="\n\n", flush=True)
     outcomes = _Outcomes()
+    watchdog = ["-p", "fastdeploy_ops.testing.watchdog"]
+    if not any(arg.startswith("--hang-timeout") for arg in argv):
+        watchdog += ["--hang-timeout", str(DEFAULT_HANG_TIMEOUT)]
     args = ["-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", os.path.dirname(__file__),
-            "-q", "--pyargs", "fastdeploy_ops.tests", *argv]
+            *watchdog, "-q", "--pyargs", "fastdeploy_ops.tests", *argv]
     status = pytest.main(args, plugins=[outcomes])
     print("\n" + outcomes.summary())
+    if status == pytest.ExitCode.NO_TESTS_COLLECTED and gpu_skip_reason() is None:
+        print("no test was collected on a machine with a usable GPU: nothing was checked")
+        return 1
     clean = status in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
     return 0 if clean and not outcomes.failed else 1
 
