@@ -1,9 +1,10 @@
 """A workload of the attention ops for compute-sanitizer, which checks every access they make.
 
-Runs decode, prefill and append over every cache type the loaded module has, head dims 128
-(tensor-core kernel) and 256 (CUDA-core kernel), split and unsplit contexts, then calls with a
-block id past the cache and lengths past the table with ``check_metadata=False``: the kernels'
-own bounds checks must keep those inside the cache. Needs torch with CUDA::
+Runs decode, prefill and append over every cache type the loaded module has, head dims 64,
+128 and 256, group sizes 1, 3 and 8 (both kernels, every kind of tile), contexts of 1-3 tokens,
+split and unsplit contexts and a too-small ``max_seq_len``, then calls with a block id past the
+cache and lengths past the table with ``check_metadata=False``: the kernels' own bounds checks
+must keep those inside the cache. Needs torch with CUDA::
 
     compute-sanitizer --tool memcheck --error-exitcode 9 \\
         python -m fastdeploy_ops.testing.memcheck_attention
@@ -18,9 +19,10 @@ from .._info import available_ops
 
 _BLOCK_SIZE = 16
 _SCALE = 0.02
-# (context lengths, query heads, kv heads): a split context with GQA 8, and MHA short ones.
-_BATCHES = (([1, 77, 3000], 16, 2), ([17, 1], 8, 8))
-_HEAD_DIMS = (128, 256)
+# (context lengths, query heads, kv heads): a split context with GQA 8, MHA short ones, and
+# 3 query heads per KV head over 1-3 tokens.
+_BATCHES = (([1, 77, 3000], 16, 2), ([17, 1], 8, 8), ([1, 2, 3, 45], 24, 8))
+_HEAD_DIMS = (64, 128, 256)
 _NEW_TOKENS = 9
 
 
@@ -58,6 +60,8 @@ def _run(dtype: torch.dtype, head_dim: int, lengths: list[int], heads: int, kv_h
     seq_lens = torch.tensor(lengths, dtype=torch.int32, device="cuda")
     query = torch.randn(len(lengths), heads, head_dim, device="cuda", dtype=torch.bfloat16)
     attention.paged_decode_attention(query, key_cache, value_cache, tables, seq_lens, **scales)
+    attention.paged_decode_attention(query, key_cache, value_cache, tables, seq_lens,
+                                     max_seq_len=2, check_metadata=False, **scales)
 
     # The last tokens of each sequence are new: prefill them, then append them (with rotary).
     new = torch.tensor([min(n, _NEW_TOKENS) for n in lengths], dtype=torch.int32)
