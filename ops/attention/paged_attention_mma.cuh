@@ -41,7 +41,6 @@
 #include "ops/attention/paged_attention_common.cuh"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
-#include "ops/common/vec.cuh"
 
 namespace fdops::attention {
 
@@ -235,57 +234,63 @@ __global__ void __launch_bounds__(kThreads)
   const int c = lane / 4, q = lane % 4;
 
   // Q fragments of k-step x * kL / 4 + m: rows c and c + 8 of the tile (zero beyond its heads),
-  // head dims x * 4L + q * L + 4m + {0, 1} (a0, a1) and + {2, 3} (a2, a3).
-  float q_rows[2][HD / 4];
+  // head dims x * 4L + q * L + 4m + {0, 1} (a0, a1) and + {2, 3} (a2, a3). The query's 16-byte
+  // pieces are loaded here and converted once the first block ids and copies are under way, so
+  // those memory latencies overlap instead of adding up.
+  constexpr int kQueryPieces = HD / 4 / 8;  // 8 dims each, per row and thread
+  uint4 q_raw[2][kQueryPieces];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int h = c + 8 * r;
 #pragma unroll
-    for (int x = 0; x < HD / (4 * kL); ++x) {
+    for (int i = 0; i < kQueryPieces; ++i) {
+      const int x = i / (kL / 8), v = i % (kL / 8);
+      q_raw[r][i] = h < w.heads ? __ldg(reinterpret_cast<const uint4*>(
+                                      static_cast<const T*>(p.query) + (w.out_row + h) * HD +
+                                      x * 4 * kL + q * kL + 8 * v))
+                                : make_uint4(0, 0, 0, 0);
+    }
+  }
+  float key_scale = 1.0f;
+  if constexpr (kQuantized) key_scale = __ldg(cache.key_scale + w.kv_head);
+  float score_scale[2];
+  uint32_t q_frag[kSteps][4];
+  auto build_query_fragments = [&]() {
+    float q_rows[2][HD / 4];
 #pragma unroll
-      for (int v = 0; v < kL / 8; ++v) {
-        float* dst = &q_rows[r][x * kL + 8 * v];
-        if (h < w.heads) {
-          load_vec_as_float<8>(
-              static_cast<const T*>(p.query) + (w.out_row + h) * HD + x * 4 * kL + q * kL + 8 * v,
-              dst);
-        } else {
+    for (int r = 0; r < 2; ++r) {
 #pragma unroll
-          for (int i = 0; i < 8; ++i) dst[i] = 0.0f;
-        }
+      for (int i = 0; i < kQueryPieces; ++i) {
+        const T* e = reinterpret_cast<const T*>(&q_raw[r][i]);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) q_rows[r][8 * i + j] = to_float(e[j]);
+      }
+      score_scale[r] = p.softmax_scale * kLog2e * key_scale;
+      if constexpr (kQuantized) {
+        // A power of two taking the row's largest |q| into [2^14, 2^15): fp16 then holds every
+        // element the way bf16 did (or exactly as given, for fp16 queries).
+        float row_max = 0.0f;
+#pragma unroll
+        for (int i = 0; i < HD / 4; ++i) row_max = fmaxf(row_max, fabsf(q_rows[r][i]));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+        int exponent = 0;
+        frexpf(row_max, &exponent);  // row_max < 2^exponent (0 for row_max == 0)
+        const int shift = row_max > 0.0f ? min(max(15 - exponent, -100), 100) : 0;
+#pragma unroll
+        for (int i = 0; i < HD / 4; ++i) q_rows[r][i] = ldexpf(q_rows[r][i], shift);
+        score_scale[r] = ldexpf(score_scale[r], -shift);
       }
     }
-  }
-  float score_scale[2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    score_scale[r] = p.softmax_scale * kLog2e;
-    if constexpr (kQuantized) {
-      score_scale[r] *= __ldg(cache.key_scale + w.kv_head);
-      // A power of two taking the row's largest |q| into [2^14, 2^15): fp16 then holds every
-      // element the way bf16 did (or exactly as given, for fp16 queries).
-      float row_max = 0.0f;
-#pragma unroll
-      for (int i = 0; i < HD / 4; ++i) row_max = fmaxf(row_max, fabsf(q_rows[r][i]));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
-      row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-      int exponent = 0;
-      frexpf(row_max, &exponent);  // row_max < 2^exponent (0 for row_max == 0)
-      const int shift = row_max > 0.0f ? min(max(15 - exponent, -100), 100) : 0;
-#pragma unroll
-      for (int i = 0; i < HD / 4; ++i) q_rows[r][i] = ldexpf(q_rows[r][i], shift);
-      score_scale[r] = ldexpf(score_scale[r], -shift);
+    for (int k = 0; k < kSteps; ++k) {
+      const int base = 4 * k;  // of q_rows: load x = k / (kL / 4), m = k % (kL / 4)
+      q_frag[k][0] = pack2<M>(q_rows[0][base], q_rows[0][base + 1]);
+      q_frag[k][1] = pack2<M>(q_rows[1][base], q_rows[1][base + 1]);
+      q_frag[k][2] = pack2<M>(q_rows[0][base + 2], q_rows[0][base + 3]);
+      q_frag[k][3] = pack2<M>(q_rows[1][base + 2], q_rows[1][base + 3]);
     }
-  }
-  uint32_t q_frag[kSteps][4];
-#pragma unroll
-  for (int k = 0; k < kSteps; ++k) {
-    const int base = 4 * k;  // of q_rows: load x = k / (kL / 4), m = k % (kL / 4)
-    q_frag[k][0] = pack2<M>(q_rows[0][base], q_rows[0][base + 1]);
-    q_frag[k][1] = pack2<M>(q_rows[1][base], q_rows[1][base + 1]);
-    q_frag[k][2] = pack2<M>(q_rows[0][base + 2], q_rows[0][base + 3]);
-    q_frag[k][3] = pack2<M>(q_rows[1][base + 2], q_rows[1][base + 3]);
-  }
+  };
 
   float out[kDimTiles][4];
 #pragma unroll
@@ -317,6 +322,7 @@ __global__ void __launch_bounds__(kThreads)
     };
 #pragma unroll
     for (int i = 0; i < kMmaStages - 1; ++i) issue(i);
+    if (window == begin) build_query_fragments();
 
     for (int i = 0; i < chunks; ++i) {
       issue(i + kMmaStages - 1);  // into the stage computed in iteration i - 1
