@@ -1,4 +1,4 @@
-// Grouped (DeepSeek-V3 "noaux_tc") expert selection, rules R1-R8 of op-semantics.md §1.1.
+// Grouped (DeepSeek-V3 "noaux_tc") expert selection: rules 1-8 of ops/moe_routing/README.md.
 // One template serves grouped_topk (raw logits + bias, sigmoid fused in) and noaux_tc
 // (precomputed s and u), so both select identically.
 //
@@ -49,7 +49,7 @@ struct GroupedSelectParams {
 
 // Top-2 of the slice's u values (counting multiplicity; absent slots are -inf and M >= 2
 // guarantees two real values per group): m1 >= m2, the same on every lane of the slice.
-// m1 + m2 is the group score of R3.
+// m1 + m2 is the group score of rule 3.
 template <int C>
 __device__ __forceinline__ void group_top2(const float (&u)[C], int lanes_log2, float& m1,
                                            float& m2) {
@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
     const int64_t row = t * num_experts;
     float* out_row = p.scores + row;
 
-    // R1/R2: u = s + b in fp32 (noaux_tc: given). Absent slots are -inf.
+    // Rules 1-2: u = s + b in fp32 (noaux_tc: given). Absent slots are -inf.
     float u[C];
     LaneCandidates<C> cand;
     if constexpr (kNoaux) {
@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
       for (int k = 0; k < C; ++k) u[k] = k < count ? cand.payload[k] + b[k] : -INFINITY;
     }
 
-    // R3/R4: group scores, then each lane ranks its group (ties -> lower group index) against
+    // Rules 3-4: group scores, then each lane ranks its group (ties -> lower group index) against
     // all group scores, read back from shared memory.
     float m1, m2;
     group_top2(u, p.lanes_log2, m1, m2);
@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
     const bool selected = in_group && rank < p.topk_group;
     bool fallback = __any_sync(kFullMask, selected && gs == -INFINITY);  // also orders aux reads
 
-    // R5: finite u of the selected groups compete; descending, ties -> lower index. Each
+    // Rule 5: finite u of the selected groups compete; descending, ties -> lower index. Each
     // lane receives at most one pick (K <= 32): my_rank is its output position.
     int my_rank = -1, my_index = 0;
     float w = 0.f;
@@ -178,10 +178,10 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
         my_index = index;
         w = s;
       });
-      fallback = picked < topk;  // project rule: fewer than K finite candidates -> R8
+      fallback = picked < topk;  // fewer than K finite candidates: fallback (rule 8)
     }
 
-    // R6: w = s at the picks, renormalised/scaled; R8 fallback: 1/K, unscaled.
+    // Rule 6: w = s at the picks, renormalised/scaled; rule 8 fallback: 1/K, unscaled.
     float value = p.fallback_value;
     if (fallback) {
       my_rank = lane < topk ? lane : -1;
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kGroupedWarpsPerBlock * 32)
       }
     }
 
-    // R7: dense row: zeros (grouped_topk: written above) except the picks. noaux_tc reads s
+    // Rule 7: dense row: zeros (grouped_topk: written above) except the picks. noaux_tc reads s
     // from this row; those reads completed before the barrier (their values were used).
     if constexpr (kNoaux) {
       __syncwarp();

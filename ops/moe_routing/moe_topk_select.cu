@@ -1,4 +1,5 @@
-// moe_topk_select: softmax top-k routing with an optional selection bias (op-semantics §1.5).
+// moe_topk_select: softmax top-k routing with an optional selection bias
+// (ops/moe_routing/README.md).
 //
 // One warp per row, lane l holding the contiguous experts [l*S, (l+1)*S), S = ceil(E/32), in
 // registers (capacity C >= S). Softmax is max-subtracted fp32 with a multiply by 1/sum; the

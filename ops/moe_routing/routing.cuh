@@ -12,14 +12,14 @@
 
 namespace fdops::moe_routing {
 
-// R1: s = 1.f / (1.f + expf(-x)) in fp32, bit-exact. For y = 1 + expf(-x) in [1, 2^126) the
-// IEEE quotient 1/y is MUFU.RCP refined by one FMA Newton step: the fast path nvcc itself emits
-// for `1.f / y`, written out here because nvcc wraps each division in a branch to its slow
-// path, which serialises the per-element chains. Larger y (x < -87.3: denormal or zero results,
-// y = inf) take the real division. expf(-x) overflows to +inf for x < ~-88.7, so s is
-// exactly 0 there; it is never NaN for non-NaN x. Every kernel that produces s or u calls this,
-// so the fused (grouped_topk) and two-step (fused_cast_sigmoid_bias -> noaux_tc) paths see
-// identical bits.
+// Rule 1 of ops/moe_routing/README.md: s = 1.f / (1.f + expf(-x)) in fp32, bit-exact. For
+// y = 1 + expf(-x) in [1, 2^126) the IEEE quotient 1/y is MUFU.RCP refined by one FMA Newton
+// step: the fast path nvcc itself emits for `1.f / y`, written out here because nvcc wraps each
+// division in a branch to its slow path, which serialises the per-element chains. Larger y
+// (x < -87.3: denormal or zero results, y = inf) take the real division. expf(-x) overflows to
+// +inf for x < ~-88.7, so s is exactly 0 there; it is never NaN for non-NaN x. Every kernel
+// that produces s or u calls this, so the fused (grouped_topk) and two-step
+// (fused_cast_sigmoid_bias -> noaux_tc) paths see identical bits.
 template <int N>
 __device__ __forceinline__ void sigmoid_exp_n(const float* x, float* s) {
   float x_min = x[0];

@@ -1,5 +1,5 @@
-// Device code of get_padding_offset (op-semantics §2.1): pack input_ids[b, :len_b] into one token
-// stream, with the batch id of every token and the cumulative lengths.
+// Device code of get_padding_offset (ops/preprocess/README.md): pack input_ids[b, :len_b] into
+// one token stream, with the batch id of every token and the cumulative lengths.
 //
 // Lengths come from device memory, so they are clamped to [0, max_len] and every write is
 // bounded by token_num (a host-side integer): a length sum that disagrees with token_num can

@@ -1,5 +1,5 @@
-// Device code of rebuild_padding (op-semantics §2.2): gather one hidden-state row per sequence
-// (plain form) or per output token (speculative form with output_padding_offset).
+// Device code of rebuild_padding (ops/preprocess/README.md): gather one hidden-state row per
+// sequence (plain form) or per output token (speculative form with output_padding_offset).
 //
 // One block per output row. The block resolves the row's source from the length tensors (the
 // same scalars in every thread, read through the cache as broadcasts), then moves the row as

@@ -1,4 +1,4 @@
-// Device code of set_stop_value_multi_ends (op-semantics §2.4, 13-input form).
+// Device code of set_stop_value_multi_ends (ops/preprocess/README.md; 13-input form).
 //
 // One warp per row: the lanes split the end ids, the stop tokens and the stop sequences of the
 // row and vote (__any_sync); lane 0 writes the row. Every decision before a vote depends on the

@@ -1,5 +1,5 @@
-// Device code of set_value_by_flags_and_idx (op-semantics §2.3, 7-input form): append this
-// step's token to each running row's history, one thread per row.
+// Device code of set_value_by_flags_and_idx (ops/preprocess/README.md; 7-input form): append
+// this step's token to each running row's history, one thread per row.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -1,5 +1,5 @@
-// top_k_top_p_sampling_from_probs (op-semantics 6.4): sorting-free dual-pivot rejection
-// sampling, one thread block per row.
+// top_k_top_p_sampling_from_probs (ops/sampling/README.md): sorting-free dual-pivot
+// rejection sampling, one thread block per row.
 //
 // The allowed set A = {i : #{p_j > p_i} < k and sum{p_j > p_i} < top_p} is an upper set
 // {p >= t}. Each round draws u ~ U[0, q) and takes the inverse CDF of the probabilities above the

@@ -1,4 +1,4 @@
-// top_k_renorm_probs / top_p_renorm_probs (op-semantics 6.1, 6.2): one thread block per row.
+// top_k_renorm_probs / top_p_renorm_probs (ops/sampling/README.md): one thread block per row.
 //
 // The kept set of both ops is an upper set {p >= t}: the top-k rule keeps p_i iff fewer than k
 // entries are strictly greater, the top-p rule iff the mass strictly greater is below top_p, and

@@ -127,8 +127,8 @@ def top_p_renorm_probs(probs: Tensor, top_p: float | Tensor, *,
     Kernel: as :func:`top_k_renorm_probs`, with the histogram bins also summing mass.
 
     Differences: FastDeploy has no such op; this follows FlashInfer's ``top_p_renorm_probs``
-    (semantics of op-semantics 6.2), plus ``out=`` and the per-row value rules of the module
-    docstring.
+    (semantics: ``ops/sampling/README.md``), plus ``out=`` and the per-row value rules of the
+    module docstring.
     """
     op = "top_p_renorm_probs"
     kernel = get_op(FAMILY, op)

@@ -155,8 +155,8 @@ def test_renormalisation_forms_follow_their_formulas() -> None:
     total = w.sum(axis=1, keepdims=True, dtype=np.float32) + np.float32(1e-20)
     np.testing.assert_array_equal(g_values, w * (np.float32(2.5) / total))
     np.testing.assert_array_equal(n_values, (w / total) * np.float32(2.5))
-    # Each form rounds twice, so they can differ by 2 ulp (op-semantics R6 says "at most 1 ulp",
-    # which this seeded case disproves); the GPU suite allows the same 2 ulp between the paths.
+    # Each form rounds twice, so they can differ by 2 ulp (rule 6 of ops/moe_routing/README.md;
+    # this seeded case shows more than 1 ulp); the GPU suite allows the same 2 ulp between paths.
     np.testing.assert_array_max_ulp(g_values, n_values, maxulp=2)
     assert not np.array_equal(g_values, n_values)
 

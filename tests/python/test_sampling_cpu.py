@@ -15,7 +15,7 @@ from fastdeploy_ops import reference as ref
 from fastdeploy_ops.reference.sampling import fixed_mass
 
 F32 = np.float32
-ROW = np.array([[0.1, 0.3, 0.4, 0.2]], F32)  # op-semantics 6.1 / 6.2
+ROW = np.array([[0.1, 0.3, 0.4, 0.2]], F32)  # the worked example of ops/sampling/README.md
 
 
 # ---------------------------------------------------------------------------------------------

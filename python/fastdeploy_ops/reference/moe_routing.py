@@ -1,4 +1,5 @@
-"""References for the ``moe_routing`` family (op semantics section 1, rules R1-R8).
+"""References for the ``moe_routing`` family (semantics: ``ops/moe_routing/README.md``; "rule N"
+below is rule N of its grouped selection rules).
 
 Each function takes 2-D ``[T, E]`` float32 arrays (``moe_topk_select`` also ``[B, S, E]``) and
 returns new arrays; nothing is modified in place.
@@ -28,7 +29,7 @@ def _desc_order(keys: F32, axis: int = -1) -> NDArray[np.intp]:
 
 
 def sigmoid(x: ArrayLike) -> F32:
-    """R1: ``1 / (1 + exp(-x))`` in float32; exactly 0 or 1 for large ``|x|``, never NaN."""
+    """Rule 1: ``1 / (1 + exp(-x))`` in float32; exactly 0 or 1 for large ``|x|``, never NaN."""
     x = _f32(x)
     with np.errstate(over="ignore"):
         return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
@@ -44,7 +45,7 @@ def _grouped_select(
     routed_scaling_factor: float,
     form: Literal["grouped_topk", "noaux_tc"],
 ) -> tuple[F32, F32, I64]:
-    """R3-R8 on weights ``s`` and selection keys ``u`` (both ``[T, E]``)."""
+    """Rules 3-8 on weights ``s`` and selection keys ``u`` (both ``[T, E]``)."""
     rows, experts = u.shape
     if experts % n_group or experts // n_group < 2:
         raise ValueError(f"E={experts} must be a multiple of n_group={n_group} with E/n_group >= 2")
@@ -54,19 +55,19 @@ def _grouped_select(
     grouped = u.reshape(rows, n_group, experts // n_group)
     top2 = -np.sort(-grouped, axis=2)[:, :, :2]
     with np.errstate(invalid="ignore"):  # inf + -inf within a group
-        group_scores = top2[:, :, 0] + top2[:, :, 1]  # R3
+        group_scores = top2[:, :, 0] + top2[:, :, 1]  # rule 3
     if form == "noaux_tc":  # noaux_tc never selects a group whose score is not finite
         group_scores = np.where(np.isfinite(group_scores), group_scores, -np.inf).astype(np.float32)
-    group_rank = _desc_order(group_scores)[:, :topk_group]  # R4
+    group_rank = _desc_order(group_scores)[:, :topk_group]  # rule 4
     kth_group = np.take_along_axis(group_scores, group_rank[:, -1:], axis=1)[:, 0]
 
     in_selected = np.zeros((rows, n_group), dtype=bool)
     np.put_along_axis(in_selected, group_rank, True, axis=1)
-    candidate = np.repeat(in_selected, experts // n_group, axis=1) & np.isfinite(u)  # R5
+    candidate = np.repeat(in_selected, experts // n_group, axis=1) & np.isfinite(u)  # rule 5
     keys = np.where(candidate, u, np.float32(-np.inf))
     indices = _desc_order(keys)[:, :topk].astype(np.int64)
 
-    weights = np.take_along_axis(s, indices, axis=1)  # R6
+    weights = np.take_along_axis(s, indices, axis=1)  # rule 6
     total = weights.sum(axis=1, dtype=np.float32, keepdims=True)
     if not renormalize:
         values = weights * rsf
@@ -75,12 +76,12 @@ def _grouped_select(
     else:
         values = (weights / (total + _EPS)) * rsf
 
-    # R8 and the project rule: too few finite groups or candidates -> fixed fallback row.
+    # Rule 8: too few finite groups or candidates -> fixed fallback row.
     fallback = (kth_group == -np.inf) | (candidate.sum(axis=1) < topk)
     values[fallback] = np.float32(1.0) / np.float32(topk)
     indices[fallback] = np.arange(topk, dtype=np.int64)
 
-    dense = np.zeros((rows, experts), dtype=np.float32)  # R7
+    dense = np.zeros((rows, experts), dtype=np.float32)  # rule 7
     np.put_along_axis(dense, indices, values, axis=1)
     dense[fallback] = 0.0
     return dense, values.astype(np.float32), indices

@@ -1,4 +1,4 @@
-"""References for the ``penalty`` family (op semantics section 3).
+"""References for the ``penalty`` family (semantics: ``ops/penalty/README.md``).
 
 The kernels compute in float32 and round once to the logits' dtype; so do these references,
 given the logits' ``dtype`` by name: inputs are float32 arrays holding values of that dtype

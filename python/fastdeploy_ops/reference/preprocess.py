@@ -1,4 +1,4 @@
-"""References for the ``preprocess`` family (op semantics section 2).
+"""References for the ``preprocess`` family (semantics: ``ops/preprocess/README.md``).
 
 Plain loops over the batch, written for clarity. They model the kernels exactly, including what
 the kernels do with values the host cannot validate (lengths, offsets and step indices out of

@@ -1,5 +1,5 @@
-"""Reference for the ``quantization`` family (op semantics section 8): fp8 e4m3 per token and
-128-element block.
+"""Reference for the ``quantization`` family (semantics: ``ops/quantization/README.md``): fp8
+e4m3 per token and 128-element block.
 
 float32 math in the kernels' order; the e4m3 rounding is emulated exactly (round to nearest
 even onto the e4m3fn grid, subnormals included, saturating to +-448: ``__NV_SATFINITE``). The

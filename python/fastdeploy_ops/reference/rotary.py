@@ -1,4 +1,4 @@
-"""Reference for the ``rotary`` family (op semantics section 4).
+"""Reference for the ``rotary`` family (semantics: ``ops/rotary/README.md``).
 
 float32 math with each product and sum rounded on its own, as in the kernel; the result is left
 in float32 (the kernel then rounds once to the tensors' dtype). Nothing is modified in place.

@@ -1,4 +1,4 @@
-"""References for the ``sampling`` family (op semantics section 6).
+"""References for the ``sampling`` family (semantics: ``ops/sampling/README.md``).
 
 Inputs are ``[B, V]`` float32 probabilities (normalised rows are a precondition of the ops, not
 of these functions), ``top_k`` as an int or ``[B]`` / ``[B, 1]`` ints, ``top_p`` as a float or

@@ -1,4 +1,4 @@
-"""References for the ``speculative`` family (op semantics section 7).
+"""References for the ``speculative`` family (semantics: ``ops/speculative/README.md``).
 
 Each function takes numpy arrays shaped like the op's arguments and returns new arrays (the
 in-place arguments, updated, in their original shapes); nothing is modified in place. Rows are

@@ -172,7 +172,8 @@ def test_renorm_published_and_hand_cases(tensor_lib: TensorLib) -> None:
     got = lib.from_device(sampling.top_k_renorm_probs(lib.to_device(probs), top_k))
     np.testing.assert_array_equal(got[0], [0, 0, 1, 0])
     np.testing.assert_array_equal(got[1], probs[1])
-    # top-p 0.5 -> [0, 3/7, 4/7, 0] (op-semantics 6.2); 0.8 keeps 0.4 + 0.3 + 0.2 (0.7 above 0.2).
+    # top-p 0.5 -> [0, 3/7, 4/7, 0]; 0.8 keeps 0.4 + 0.3 + 0.2 (0.7 above 0.2): the worked
+    # example of ops/sampling/README.md.
     top_p = lib.to_device(np.array([0.5, 0.8], F32))
     got = lib.from_device(sampling.top_p_renorm_probs(lib.to_device(probs), top_p))
     np.testing.assert_allclose(got[0], [0, 3 / 7, 4 / 7, 0], rtol=RTOL)
