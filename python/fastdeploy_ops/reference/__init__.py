@@ -1,5 +1,5 @@
 """numpy reference implementations of the ops, written from each family's documented semantics
-(``ops/<family>/README.md`` where the family has one).
+(``ops/<family>/README.md``).
 
 Inputs are numpy arrays; half-precision callers widen to float32 first (exactly). Math is
 float32 throughout, so results track the kernels to a few ulp; selections use a stable sort

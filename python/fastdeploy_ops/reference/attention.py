@@ -1,10 +1,11 @@
-"""Paged attention references: the cache append (with rotary embedding and quantisation) and
-causal attention over a paged cache, in float32.
+"""Paged attention references (``ops/attention/README.md``): the cache append (with rotary
+embedding and quantisation) and causal attention over a paged cache.
 
 Caches are numpy float32 arrays ``[num_blocks, kv_heads, block_size, head_dim]`` holding what
 the cache stores in its own units: values of the query's dtype for c16 caches, the integers of
 an int8 cache, the e4m3 values of an fp8 cache. Attention dequantises with the per-KV-head
-scales (``stored * scale``) before it computes ``softmax(q . k * softmax_scale) . v`` in float32.
+scales (``stored * scale``) before it computes ``softmax(q . k * softmax_scale) . v``: scores in
+float32, the softmax and the weighted sum in float64, rounded once to float32.
 """
 
 from __future__ import annotations
