@@ -181,9 +181,10 @@ inline int resident_blocks_per_sm(const void* kernel, int threads, size_t shared
     }
   }
   int blocks = 0;
-  if ((shared_bytes <= 48 * 1024 ||
-       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            static_cast<int>(shared_bytes)) == cudaSuccess) &&
+  // Opting in whatever the size: without it, static and dynamic shared memory together may
+  // not pass 48 KB.
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(shared_bytes)) == cudaSuccess &&
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared_bytes) ==
           cudaSuccess) {
     if (used < kEntries) entries[used++] = {device, kernel, threads, shared_bytes, blocks};
