@@ -8,7 +8,8 @@ install.
 
 Every test runs under a watchdog (:mod:`fastdeploy_ops.testing.watchdog`, ``--hang-timeout``,
 default 300 s): a test that hangs is reported as a failure naming it. Alone, the run then stops
-with the summary; with pytest-xdist (``-n 8``) the hung worker is replaced and the run goes on.
+with the summary; with pytest-xdist (``-n 8``) the hung worker is replaced and the run goes on,
+and each worker's numpy uses one BLAS thread unless ``OMP_NUM_THREADS`` and friends say otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["DEFAULT_HANG_TIMEOUT", "main"]
 
 # Seconds a test may run before it counts as hung; the slowest tests take a few seconds.
 DEFAULT_HANG_TIMEOUT = 300
+_BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class _Outcomes:
@@ -78,6 +80,11 @@ class _Outcomes:
 def main(argv: Sequence[str] = ()) -> int:
     """Run the suite, passing ``argv`` on to pytest (``-x``, ``-k gelu``); return the exit code."""
     sys.dont_write_bytecode = True  # also stops pytest from writing rewritten test modules
+    if any(arg.startswith(("-n", "--numprocesses")) for arg in argv):
+        # pytest-xdist workers each run numpy references: one BLAS thread apiece, or N workers
+        # times all cores' threads starve each other (tests then run past their timeouts).
+        for variable in _BLAS_THREADS:
+            os.environ.setdefault(variable, "1")
     print(info(), end="\n\n", flush=True)
     outcomes = _Outcomes()
     watchdog = ["-p", "fastdeploy_ops.testing.watchdog"]
