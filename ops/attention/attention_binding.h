@@ -204,15 +204,14 @@ class PagedAttentionBindings {
 
   // The launch's plan exists: every shape the checks above accept has a kernel (the CPU tests
   // enumerate them through paged_attention_plan), so this is a last guard before the launch.
-  static AttentionPlan check_plan(const char* op, const KernelTable& table,
-                                  const AttentionParams& p, const std::string& query_shape) {
+  static void check_plan(const char* op, const KernelTable& table, const AttentionParams& p,
+                         const std::string& query_shape) {
     AttentionPlan plan = {};
     check_arg(table.plan_attention(p, 1, &plan) == cudaSuccess, op, "query",
               "have a shape some kernel serves (num_heads = " + std::to_string(p.num_heads) +
                   " over kv_heads = " + std::to_string(p.cache.kv_heads) + ", head_dim " +
                   std::to_string(p.cache.head_dim) + ")",
               query_shape);
-    return plan;
   }
 
   // How a launch of these shapes is divided when the device runs `resident_blocks` blocks at

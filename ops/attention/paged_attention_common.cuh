@@ -23,8 +23,8 @@ inline constexpr int kWarps = 4;
 inline constexpr int kThreads = 32 * kWarps;
 inline constexpr float kLog2e = 1.4426950408889634f;
 
-// n / d and n % d for a divisor fixed per launch, by a multiply-high and a shift instead of
-// the ~20 instructions of an integer division (valid for n < 2^31).
+// n / d for a divisor d fixed per launch, by a multiply-high, an add and a shift instead of the
+// ~20 instructions of an integer division (exact for n < 2^31).
 struct FastDivisor {
   uint32_t divisor;
   uint32_t multiplier;
