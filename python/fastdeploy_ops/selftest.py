@@ -23,7 +23,6 @@ import pytest
 
 from . import info
 from .testing import gpu_skip_reason
-from .testing.watchdog import PLUGIN_NAME, Watchdog
 
 __all__ = ["DEFAULT_HANG_TIMEOUT", "main"]
 
@@ -56,6 +55,10 @@ class _Outcomes:
             self.failed.append(f"{report.nodeid} (collection)")
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Imported only now, after pytest loaded it as a plugin (-p): importing it first would
+        # keep pytest from rewriting its asserts, and pytest warns about that.
+        from .testing.watchdog import PLUGIN_NAME, Watchdog
+
         watchdog = session.config.pluginmanager.get_plugin(PLUGIN_NAME)
         if isinstance(watchdog, Watchdog):
             watchdog.on_hang = self.hung
