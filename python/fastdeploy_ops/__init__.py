@@ -6,42 +6,72 @@ one); importing this package touches neither the GPU nor any framework.
 
 - :func:`info` and :func:`available_ops`: what is in the wheel and what can run here.
 - :mod:`fastdeploy_ops.moe_routing`, :mod:`fastdeploy_ops.attention`, ...: the ops, one module per
-  kernel family, taking torch / paddle / cupy / jax tensors.
+  kernel family, taking torch / paddle / cupy / jax tensors. Every submodule is imported on first
+  access (``fastdeploy_ops.rotary`` works after ``import fastdeploy_ops``).
 - :mod:`fastdeploy_ops.reference`: numpy reference implementations.
 - :mod:`fastdeploy_ops.testing` and ``python -m fastdeploy_ops.selftest``: the shipped tests.
 """
 
-from . import (
-    activation,
-    attention,
-    moe_routing,
-    penalty,
-    preprocess,
-    quantization,
-    rotary,
-    sampling,
-    speculative,
-)
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import re
+from types import ModuleType
+
 from ._info import Info, available_ops, info
+from ._loader import PACKAGE_DIR as _PACKAGE_DIR
 from ._loader import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
 
-__all__ = [
+
+def _family_modules() -> list[str]:
+    """The modules next to this file that hold a kernel family's ops, sorted.
+
+    A family module names its family in a line ``FAMILY = "<its own module name>"`` (what it
+    passes to the loader). The files are read, not imported, so that importing the package stays
+    cheap and free of side effects; a family whose ops another module serves (``attention_fp8``,
+    served by ``attention``) has no file of its own and is not listed.
+    """
+    found = []
+    for path in sorted(_PACKAGE_DIR.glob("*.py")):
+        declaration = re.compile(rf'^FAMILY = "{re.escape(path.stem)}"$', re.MULTILINE)
+        if not path.stem.startswith("_") and declaration.search(path.read_text(encoding="utf-8")):
+            found.append(path.stem)
+    return found
+
+
+__all__ = sorted([
     "DeviceUnavailableError",
     "Info",
     "OpUnavailableError",
     "__version__",
-    "activation",
-    "attention",
     "available_ops",
     "info",
-    "moe_routing",
-    "penalty",
-    "preprocess",
-    "quantization",
-    "rotary",
-    "sampling",
-    "speculative",
-]
+    *_family_modules(),
+])
 
 __version__: str = _package_version()
+
+
+@functools.cache
+def _public_submodules() -> frozenset[str]:
+    """The public modules and packages of this package, found by their files, none imported."""
+    return frozenset(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Imports a submodule on first access (PEP 562): ``fastdeploy_ops.rotary``, ``.reference``.
+
+    Raises:
+        AttributeError: ``name`` is neither an attribute nor a public submodule.
+    """
+    if name in _public_submodules():
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What the package offers: ``__all__`` and every public submodule, imported or not."""
+    return sorted(set(__all__) | _public_submodules())

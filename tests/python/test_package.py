@@ -1,0 +1,72 @@
+"""The package finds its family modules itself: nothing lists them by hand.
+
+A family module is a public module of the package with a line ``FAMILY = "<its name>"``; it is
+imported on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import fastdeploy_ops
+from fastdeploy_ops import _loader
+
+API = {"DeviceUnavailableError", "Info", "OpUnavailableError", "__version__", "available_ops",
+       "info"}
+
+LAZY = """
+import json, sys
+import fastdeploy_ops
+before = sorted(m for m in sys.modules if m.startswith("fastdeploy_ops."))
+op = fastdeploy_ops.rotary.fused_rotary_position_encoding
+after = sorted(m for m in sys.modules if m.startswith("fastdeploy_ops."))
+print(json.dumps({"all": fastdeploy_ops.__all__, "dir": dir(fastdeploy_ops), "before": before,
+                  "after": after, "op": op.__module__ + "." + op.__name__}))
+"""
+
+
+def family_modules() -> list[str]:
+    return sorted(set(fastdeploy_ops.__all__) - API)
+
+
+def test_all_is_the_api_and_the_family_modules() -> None:
+    assert API <= set(fastdeploy_ops.__all__)
+    assert fastdeploy_ops.__all__ == sorted(fastdeploy_ops.__all__)
+    for name in family_modules():
+        module = getattr(fastdeploy_ops, name)
+        assert module.__name__ == f"fastdeploy_ops.{name}" and module.FAMILY == name
+
+
+def test_family_modules_are_imported_on_first_access(run_python) -> None:
+    out = run_python(LAZY)
+    assert out["op"] == "fastdeploy_ops.rotary.fused_rotary_position_encoding"
+    families = [f"fastdeploy_ops.{name}" for name in family_modules()]
+    assert not set(families) & set(out["before"])
+    assert set(out["after"]) - set(out["before"]) >= {"fastdeploy_ops.rotary"}
+    assert not (set(families) - {"fastdeploy_ops.rotary"}) & set(out["after"])
+    assert out["all"] == fastdeploy_ops.__all__
+    assert set(out["dir"]) >= set(out["all"]) | {"reference", "testing", "jit", "bench"}
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_family'"):
+        fastdeploy_ops.no_such_family  # noqa: B018
+    assert not hasattr(fastdeploy_ops, "attention_fp8")  # served by fastdeploy_ops.attention
+
+
+def test_every_declared_family_is_served_by_a_family_module(compiled_modules: Path) -> None:
+    """Each family module's FAMILY is declared, and every declared family's name is a
+    module-level constant of some family module (attention_fp8: attention.FP8_FAMILY)."""
+    declared = set()
+    for manifest in _loader.read_manifests(compiled_modules).values():
+        declared |= set(manifest.families) | set(manifest.skipped)
+    named = set()
+    for name in family_modules():
+        module = getattr(fastdeploy_ops, name)
+        assert module.FAMILY in declared, name
+        named |= {value for value in vars(module).values() if isinstance(value, str)}
+    assert declared <= named, declared - named
