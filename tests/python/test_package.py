@@ -1,19 +1,22 @@
-"""The package finds its family modules itself: nothing lists them by hand.
+"""The package finds its family modules and references itself: nothing lists them by hand.
 
 A family module is a public module of the package with a line ``FAMILY = "<its name>"``; it is
-imported on first access.
+imported on first access. ``reference.<name>`` is looked up in the ``__all__`` of the family
+reference modules, which must not collide.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 
 import pytest
 
 import fastdeploy_ops
 from fastdeploy_ops import _loader
+from fastdeploy_ops import reference as ref
 
 API = {"DeviceUnavailableError", "Info", "OpUnavailableError", "__version__", "available_ops",
        "info"}
@@ -70,3 +73,36 @@ def test_every_declared_family_is_served_by_a_family_module(compiled_modules: Pa
         assert module.FAMILY in declared, name
         named |= {value for value in vars(module).values() if isinstance(value, str)}
     assert declared <= named, declared - named
+
+
+def reference_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(ref.__path__) if not m.name.startswith("_"))
+
+
+def test_reference_names_are_unique_across_families() -> None:
+    owners: dict[str, str] = {}
+    for module_name in reference_modules():
+        module = importlib.import_module(f"fastdeploy_ops.reference.{module_name}")
+        for name in module.__all__:
+            assert name not in owners, f"{name} is public in {owners[name]} and {module_name}"
+            assert name not in reference_modules(), f"{name} of {module_name} is a module name"
+            assert getattr(ref, name) is getattr(module, name)
+            owners[name] = module_name
+    assert ref.__all__ == sorted(owners)
+
+
+def test_reference_lookup_names_what_it_searched() -> None:
+    with pytest.raises(AttributeError) as raised:
+        ref.no_such_reference  # noqa: B018
+    message = str(raised.value)
+    assert "'no_such_reference'" in message
+    for module_name in reference_modules():
+        assert module_name in message
+    assert "_numerics" not in reference_modules()
+
+
+def test_reference_modules_are_attributes() -> None:
+    assert ref.quantization is sys.modules["fastdeploy_ops.reference.quantization"]
+    from fastdeploy_ops.reference import paged_attention
+
+    assert paged_attention is ref.attention.paged_attention
