@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from fastdeploy_ops import _loader
 from fastdeploy_ops.bench import Measurement, summarize
+from fastdeploy_ops.bench.__main__ import discover_ops
 from fastdeploy_ops.bench.results import to_json, to_markdown
 
 
@@ -48,3 +51,14 @@ def test_command_line_help_needs_no_gpu() -> None:
                "get_token_penalty_multi_scores", "top_k_renorm_probs",
                "top_k_top_p_sampling_from_probs", "speculate_update", "per_token_quant"):
         assert op in done.stdout
+
+
+def test_cases_are_found_per_family_and_are_ops_of_the_wheel(compiled_modules: Path) -> None:
+    ops = discover_ops()
+    assert {"grouped_topk", "paged_decode_attention", "per_token_quant"} <= set(ops)
+    for op, cases in ops.items():
+        # bench/<family>.py holds the cases of that family's ops.
+        family = cases.__module__.rpartition(".")[2]
+        for manifest in _loader.read_manifests(compiled_modules).values():
+            declared = manifest.families.get(family) or manifest.skipped.get(family)
+            assert declared is not None and op in declared.ops, (op, family)

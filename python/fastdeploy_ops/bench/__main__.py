@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import pathlib
+import pkgutil
 import sys
 
 from ..errors import OpUnavailableError
-from .cases import OPS
+from .common import CaseGenerator
 from .results import Measurement, plot, to_json, to_markdown
+
+
+def discover_ops() -> dict[str, CaseGenerator]:
+    """op -> its case generator, from the ``OPS`` of every module of this package that has one
+    (one module per family, ``bench/<family>.py``), so that a new family's cases need no entry
+    here.
+
+    Raises:
+        RuntimeError: two modules have cases for the same op.
+    """
+    package = importlib.import_module(__package__)
+    ops: dict[str, CaseGenerator] = {}
+    owners: dict[str, str] = {}
+    for found in pkgutil.iter_modules(package.__path__):
+        if found.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{found.name}")
+        for op, cases in getattr(module, "OPS", {}).items():
+            if op in ops:
+                raise RuntimeError(f"bench: op {op!r} has cases in both {owners[op]} and "
+                                   f"{found.name}")
+            ops[op], owners[op] = cases, found.name
+    return ops
 
 
 def _device_info(torch, bandwidth: float) -> dict[str, object]:
@@ -38,8 +63,9 @@ def _device_info(torch, bandwidth: float) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ops = discover_ops()
     parser = argparse.ArgumentParser(prog="python -m fastdeploy_ops.bench", description=__doc__)
-    parser.add_argument("--ops", nargs="+", choices=sorted(OPS), default=sorted(OPS))
+    parser.add_argument("--ops", nargs="+", choices=sorted(ops), default=sorted(ops))
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-results"))
     parser.add_argument("--repetitions", type=int, default=50)
     args = parser.parse_args(argv)
@@ -60,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Measurement] = []
     for op in args.ops:
         try:
-            for case in OPS[op](torch):
+            for case in ops[op](torch):
                 for name, fn in case.implementations.items():
                     cold, warm = timer.graph(fn)
                     rows.append(Measurement(

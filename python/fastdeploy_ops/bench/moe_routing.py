@@ -1,0 +1,70 @@
+"""Benchmark cases of the moe_routing family: grouped top-k at the routing of real MoE models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .common import Case, CaseGenerator
+
+# (E, n_group, topk_group, topk, renormalize, routed_scaling_factor), as FastDeploy PR #7777 tests.
+ROUTING_CONFIGS = {
+    "DeepSeek-V3": (256, 8, 4, 8, True, 2.5),
+    "GLM-4.5-Air": (128, 1, 1, 8, True, 1.0),
+    "Qwen3-30B-A3B": (128, 4, 2, 8, False, 1.0),
+    "Kimi-K2": (384, 8, 2, 8, False, 1.0),
+}
+ROUTING_TOKENS = (1, 8, 32, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def _torch_grouped_topk(torch: Any, x: Any, bias: Any, cfg: tuple) -> Any:
+    """Grouped top-k as an engine without custom kernels computes it, with torch operations."""
+    experts, groups, topk_group, topk, renormalize, scale = cfg
+    tokens = x.shape[0]
+    s = torch.sigmoid(x.float())
+    u = s + bias
+    group_scores = u.view(tokens, groups, experts // groups).topk(2, dim=-1).values.sum(-1)
+    keep = torch.zeros_like(group_scores).scatter_(
+        1, group_scores.topk(topk_group, dim=-1).indices, 1.0)
+    mask = keep.unsqueeze(-1).expand(tokens, groups, experts // groups).reshape(tokens, experts)
+    idx = u.masked_fill(mask == 0, float("-inf")).topk(topk, dim=-1).indices
+    w = s.gather(1, idx)
+    if renormalize:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    w = w * scale
+    return torch.zeros_like(s).scatter_(1, idx, w), w, idx
+
+
+def grouped_topk_cases(torch: Any) -> Iterator[Case]:
+    from .. import moe_routing as mr
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    for label, cfg in ROUTING_CONFIGS.items():
+        experts, groups, topk_group, topk, renormalize, scale = cfg
+        bias = (torch.rand(experts, device="cuda", generator=generator) - 0.5) * 0.1
+        for tokens in ROUTING_TOKENS:
+            x = torch.randn(tokens, experts, device="cuda", dtype=torch.bfloat16,
+                            generator=generator)
+            args = (groups, topk_group, topk, renormalize, scale)
+
+            def unfused(x=x, bias=bias, args=args):
+                scores, with_bias = mr.fused_cast_sigmoid_bias(x, bias)
+                return mr.noaux_tc(scores, with_bias, *args)
+
+            yield Case(
+                op="grouped_topk", label=label, tokens=tokens,
+                shape={"T": tokens, "E": experts, "n_group": groups, "topk": topk},
+                implementations={
+                    "fastdeploy_ops": lambda x=x, bias=bias, args=args:
+                        mr.grouped_topk(x, bias, *args),
+                    "unfused": unfused,
+                    "torch": lambda x=x, bias=bias, cfg=cfg:
+                        _torch_grouped_topk(torch, x, bias, cfg),
+                },
+                # bf16 logits and fp32 bias in; dense fp32 scores, fp32 values, int64 indices out.
+                bytes_moved=tokens * experts * 2 + experts * 4 + tokens * experts * 4
+                + tokens * topk * 12,
+            )
+
+
+OPS: dict[str, CaseGenerator] = {"grouped_topk": grouped_topk_cases}
