@@ -1,7 +1,10 @@
 """Which families each SM's module holds or skips, for every SM the wheel may ship.
 
-The manifests come from //tests/python:manifests_all_sms (ops_manifests), written from the
-families' declarations: no kernel of any SM is compiled for this test.
+The manifests come from //tests/python:manifests_all_sms (ops_manifests), the declarations
+(every ops_family's min_sm and ops) from the jit/families.json that //python:jit_sources writes;
+both are written from the families' BUILD files at analysis: no kernel of any SM is compiled
+for this test. Every manifest must hold exactly the declared families and ops (so each family's
+ops are the same in every module); a new family needs no edit here.
 """
 
 from __future__ import annotations
@@ -12,30 +15,14 @@ from pathlib import Path
 
 import pytest
 
-SMS = (70, 80, 89, 90)
+SMS = (70, 80, 89, 90)  # the sms of //tests/python:manifests_all_sms
 
-# Family -> min_sm of every family whose gating differs between the SMs above. Families missing
-# here must be in every module (min_sm 70, checked below).
-GATED = {
-    "attention": 80,
-    "attention_fp8": 89,
-    "quantization": 89,
-}
-
-OPS = {
-    "attention": [
-        "paged_kv_append",
-        "paged_decode_attention",
-        "paged_prefill_attention",
-        "paged_attention_plan",
-    ],
-    "attention_fp8": [
-        "paged_kv_append_fp8",
-        "paged_decode_attention_fp8",
-        "paged_prefill_attention_fp8",
-        "paged_attention_plan_fp8",
-    ],
-    "quantization": ["per_token_quant", "per_token_quant_padding"],
+# What the hardware requires of these families: facts stated here on purpose, not derived, so
+# that a declaration lowered below what its kernels need fails.
+REQUIRED_SM = {
+    "attention": 80,  # tensor-core kernels: mma.sync on bf16/fp16 and cp.async (SM80+)
+    "attention_fp8": 89,  # e4m3 caches: the hardware e4m3 conversions (SM89+)
+    "quantization": 89,  # rounds to e4m3 with cvt.rn.satfinite.e4m3x2 (SM89+)
 }
 
 
@@ -43,6 +30,13 @@ def manifests() -> dict[int, dict]:
     """SM -> manifest, from the files the BUILD rule passes in MANIFESTS."""
     loaded = [json.loads(Path(p).read_text()) for p in os.environ["MANIFESTS"].split()]
     return {m["sm"]: m for m in loaded}
+
+
+def declarations() -> dict[str, dict]:
+    """Family -> {"min_sm", "ops"} as its ops_family declares them."""
+    (path,) = [Path(p) for p in os.environ["JIT_FILES"].split() if p.endswith("/families.json")]
+    families = json.loads(path.read_text())["families"]
+    return {name: {"min_sm": f["min_sm"], "ops": f["ops"]} for name, f in families.items()}
 
 
 def test_one_manifest_per_sm() -> None:
@@ -54,23 +48,22 @@ def test_one_manifest_per_sm() -> None:
 
 
 @pytest.mark.parametrize("sm", SMS)
-@pytest.mark.parametrize("family", sorted(GATED))
-def test_gated_family_is_included_or_skipped_with_its_reason(sm: int, family: str) -> None:
+def test_module_holds_the_families_its_sm_allows_and_skips_the_others(sm: int) -> None:
     manifest = manifests()[sm]
-    min_sm = GATED[family]
-    if sm >= min_sm:
-        assert family in manifest["families"] and family not in manifest["skipped"]
-        entry = manifest["families"][family]
-    else:
-        assert family in manifest["skipped"] and family not in manifest["families"]
-        entry = manifest["skipped"][family]
-        assert entry["reason"] == f"requires SM{min_sm}+, this module is sm{sm}"
-    assert entry["min_sm"] == min_sm
-    if family in OPS:
-        assert entry["ops"] == OPS[family]
+    declared = declarations()
+    assert manifest["families"] == {
+        name: entry for name, entry in declared.items() if entry["min_sm"] <= sm}
+    assert manifest["skipped"] == {
+        name: {**entry, "reason": f"requires SM{entry['min_sm']}+, this module is sm{sm}"}
+        for name, entry in declared.items() if entry["min_sm"] > sm}
 
 
-# The reasons users read, spelled out once (the parametrized test derives them).
+@pytest.mark.parametrize("family", sorted(REQUIRED_SM))
+def test_families_declare_what_their_hardware_requires(family: str) -> None:
+    assert declarations()[family]["min_sm"] == REQUIRED_SM[family]
+
+
+# The reasons users read, spelled out once (the tests above derive them).
 @pytest.mark.parametrize("sm, family, reason", [
     (70, "attention", "requires SM80+, this module is sm70"),
     (70, "attention_fp8", "requires SM89+, this module is sm70"),
@@ -79,11 +72,3 @@ def test_gated_family_is_included_or_skipped_with_its_reason(sm: int, family: st
 ])
 def test_skip_reasons(sm: int, family: str, reason: str) -> None:
     assert manifests()[sm]["skipped"][family]["reason"] == reason
-
-
-@pytest.mark.parametrize("sm", SMS)
-def test_ungated_families_are_in_every_module(sm: int) -> None:
-    manifest = manifests()[sm]
-    assert set(manifest["skipped"]) == {f for f, min_sm in GATED.items() if min_sm > sm}
-    for family, entry in manifest["families"].items():
-        assert entry["min_sm"] == GATED.get(family, 70), family
