@@ -1,4 +1,8 @@
-"""The kernel families every extension module is built from. Adding a family adds one line."""
+"""The kernel families every extension module is built from.
+
+Adding a family adds its own files and one line here; nothing else lists the families (README,
+"Adding a kernel family"; //tests/build:test_scaffold_family).
+"""
 
 FAMILIES = [
     "//ops/activation",
