@@ -154,6 +154,22 @@ CASES: dict[str, tuple[type[Exception], str, str, Callable[[], object]]] = {
                            _cache("float16"), _cache("float16"), np.zeros((2, 3), np.int32),
                            np.zeros(2, np.int32), np.array([0, 2, 3], np.int32),
                            cos_sin_cache=np.zeros((8, 130), np.float16))),
+    # The in-place tensors of an append: the caches and the query it rotates.
+    "append-cache-dtype": (TypeError, "paged_kv_append", "key_cache",
+                           lambda: attention.paged_kv_append(
+                               np.zeros((3, 2, 128), np.float16),
+                               np.zeros((3, 2, 128), np.float16),
+                               np.zeros((4, 2, 16, 128), F32), np.zeros((4, 2, 16, 128), F32),
+                               np.zeros((2, 3), np.int32), np.zeros(2, np.int32),
+                               np.array([0, 2, 3], np.int32))),
+    "append-query-dtype": (TypeError, "paged_kv_append", "query",
+                           lambda: attention.paged_kv_append(
+                               np.zeros((3, 2, 128), np.float16),
+                               np.zeros((3, 2, 128), np.float16),
+                               _cache("float16"), _cache("float16"), np.zeros((2, 3), np.int32),
+                               np.zeros(2, np.int32), np.array([0, 2, 3], np.int32),
+                               query=np.zeros((3, 4, 128), F32),
+                               cos_sin_cache=np.zeros((8, 128), np.float16))),
     "plan-heads": (ValueError, "paged_attention_plan", "num_heads",
                    lambda: plan(6, 4, 128)),
     "plan-head-dim": (ValueError, "paged_attention_plan", "head_dim", lambda: plan(8, 4, 80)),
