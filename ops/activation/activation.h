@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::activation {
 
@@ -15,9 +16,8 @@ cudaError_t launch_gelu_tanh(const void* input, void* out, DType dtype, int64_t 
                              cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_gelu_tanh) gelu_tanh;
-};
+#define FDOPS_ACTIVATION_KERNELS(X) \
+  X(gelu_tanh, launch_gelu_tanh)
+FDOPS_KERNEL_TABLE(FDOPS_ACTIVATION_KERNELS)
 
 }  // namespace fdops::activation

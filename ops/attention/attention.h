@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::attention {
 
@@ -168,17 +169,22 @@ cudaError_t check_paged_metadata_fp8(const MetadataCheck& check, MetadataReport*
                                      cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h). The
-// two families' tables have the same layout, so one binding code serves both.
-struct KernelTable {
-  static constexpr uint32_t kAbi = 2;
-  decltype(&launch_paged_kv_append) paged_kv_append;
-  decltype(&launch_paged_attention) paged_attention;
-  decltype(&plan_paged_attention) plan_attention;
-  decltype(&check_paged_metadata) check_metadata;
-};
+// attention_fp8 family's table has the same fields and signatures, so one binding code serves
+// both.
+#define FDOPS_ATTENTION_KERNELS(X)                  \
+  X(paged_kv_append, launch_paged_kv_append)        \
+  X(paged_attention, launch_paged_attention)        \
+  X(plan_attention, plan_paged_attention)           \
+  X(check_metadata, check_paged_metadata)
+FDOPS_KERNEL_TABLE(FDOPS_ATTENTION_KERNELS)
 
 }  // namespace fdops::attention
 
 namespace fdops::attention_fp8 {
 using KernelTable = attention::KernelTable;
+#define FDOPS_ATTENTION_FP8_KERNELS(X)                                    \
+  X(paged_kv_append, ::fdops::attention::launch_paged_kv_append_fp8)      \
+  X(paged_attention, ::fdops::attention::launch_paged_attention_fp8)      \
+  X(plan_attention, ::fdops::attention::plan_paged_attention_fp8)         \
+  X(check_metadata, ::fdops::attention::check_paged_metadata_fp8)
 }  // namespace fdops::attention_fp8

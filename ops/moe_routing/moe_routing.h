@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::moe_routing {
 
@@ -49,12 +50,11 @@ cudaError_t launch_moe_topk_select(const float* gating_logits, const float* bias
                                    cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_grouped_topk) grouped_topk;
-  decltype(&launch_noaux_tc) noaux_tc;
-  decltype(&launch_fused_cast_sigmoid_bias) fused_cast_sigmoid_bias;
-  decltype(&launch_moe_topk_select) moe_topk_select;
-};
+#define FDOPS_MOE_ROUTING_KERNELS(X)                         \
+  X(grouped_topk, launch_grouped_topk)                       \
+  X(noaux_tc, launch_noaux_tc)                               \
+  X(fused_cast_sigmoid_bias, launch_fused_cast_sigmoid_bias) \
+  X(moe_topk_select, launch_moe_topk_select)
+FDOPS_KERNEL_TABLE(FDOPS_MOE_ROUTING_KERNELS)
 
 }  // namespace fdops::moe_routing

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::penalty {
 
@@ -48,10 +49,9 @@ cudaError_t launch_token_penalty_once(const int64_t* pre_ids, const void* logits
                                       int64_t num_ids, cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_token_penalty_multi_scores) token_penalty_multi_scores;
-  decltype(&launch_token_penalty_once) token_penalty_once;
-};
+#define FDOPS_PENALTY_KERNELS(X)                                   \
+  X(token_penalty_multi_scores, launch_token_penalty_multi_scores) \
+  X(token_penalty_once, launch_token_penalty_once)
+FDOPS_KERNEL_TABLE(FDOPS_PENALTY_KERNELS)
 
 }  // namespace fdops::penalty

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::preprocess {
 
@@ -84,12 +85,11 @@ struct StopValueArgs {
 cudaError_t launch_set_stop_value_multi_ends(const StopValueArgs& args, cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_get_padding_offset) get_padding_offset;
-  decltype(&launch_rebuild_padding) rebuild_padding;
-  decltype(&launch_set_value_by_flags_and_idx) set_value_by_flags_and_idx;
-  decltype(&launch_set_stop_value_multi_ends) set_stop_value_multi_ends;
-};
+#define FDOPS_PREPROCESS_KERNELS(X)                                \
+  X(get_padding_offset, launch_get_padding_offset)                 \
+  X(rebuild_padding, launch_rebuild_padding)                       \
+  X(set_value_by_flags_and_idx, launch_set_value_by_flags_and_idx) \
+  X(set_stop_value_multi_ends, launch_set_stop_value_multi_ends)
+FDOPS_KERNEL_TABLE(FDOPS_PREPROCESS_KERNELS)
 
 }  // namespace fdops::preprocess

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::quantization {
 
@@ -35,10 +36,9 @@ cudaError_t launch_per_token_quant_padding(const void* input, DType dtype, uint8
                                            bool finegrained_range, cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_per_token_quant) per_token_quant;
-  decltype(&launch_per_token_quant_padding) per_token_quant_padding;
-};
+#define FDOPS_QUANTIZATION_KERNELS(X)                        \
+  X(per_token_quant, launch_per_token_quant)                 \
+  X(per_token_quant_padding, launch_per_token_quant_padding)
+FDOPS_KERNEL_TABLE(FDOPS_QUANTIZATION_KERNELS)
 
 }  // namespace fdops::quantization

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ops/common/dtype.h"
+#include "ops/common/kernel_table.h"
 
 namespace fdops::rotary {
 
@@ -31,9 +32,8 @@ cudaError_t launch_fused_rotary_position_encoding(void* query, void* key, DType 
                                                   cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_fused_rotary_position_encoding) fused_rotary_position_encoding;
-};
+#define FDOPS_ROTARY_KERNELS(X)                                            \
+  X(fused_rotary_position_encoding, launch_fused_rotary_position_encoding)
+FDOPS_KERNEL_TABLE(FDOPS_ROTARY_KERNELS)
 
 }  // namespace fdops::rotary

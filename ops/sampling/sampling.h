@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "ops/common/kernel_table.h"
+
 namespace fdops::sampling {
 
 // One thread block per row; every block-wide sum has a fixed shape, so results are bitwise
@@ -44,11 +46,10 @@ cudaError_t launch_top_k_top_p_sampling_from_probs(const float* probs, TopK top_
                                                    cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_top_k_renorm_probs) top_k_renorm_probs;
-  decltype(&launch_top_p_renorm_probs) top_p_renorm_probs;
-  decltype(&launch_top_k_top_p_sampling_from_probs) top_k_top_p_sampling_from_probs;
-};
+#define FDOPS_SAMPLING_KERNELS(X)                                            \
+  X(top_k_renorm_probs, launch_top_k_renorm_probs)                           \
+  X(top_p_renorm_probs, launch_top_p_renorm_probs)                           \
+  X(top_k_top_p_sampling_from_probs, launch_top_k_top_p_sampling_from_probs)
+FDOPS_KERNEL_TABLE(FDOPS_SAMPLING_KERNELS)
 
 }  // namespace fdops::sampling

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "ops/common/kernel_table.h"
+
 namespace fdops::speculative {
 
 // Largest batch (rows of the per-row tensors) either op accepts; upstream runs one 512-thread
@@ -77,10 +79,9 @@ struct UpdateParams {
 cudaError_t launch_speculate_update(const UpdateParams& p, cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_speculate_verify) speculate_verify;
-  decltype(&launch_speculate_update) speculate_update;
-};
+#define FDOPS_SPECULATIVE_KERNELS(X)           \
+  X(speculate_verify, launch_speculate_verify) \
+  X(speculate_update, launch_speculate_update)
+FDOPS_KERNEL_TABLE(FDOPS_SPECULATIVE_KERNELS)
 
 }  // namespace fdops::speculative

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "ops/common/kernel_table.h"
+
 namespace fdops::gated_demo {
 
 // out[w] = sum of input[32 w .. 32 w + 31] (int32, wrapping); input has 32 * warps elements.
@@ -12,9 +14,8 @@ cudaError_t launch_warp_sum(const int32_t* input, int32_t* out, int64_t warps,
                             cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_warp_sum) warp_sum;
-};
+#define FDOPS_GATED_DEMO_KERNELS(X) \
+  X(warp_sum, launch_warp_sum)
+FDOPS_KERNEL_TABLE(FDOPS_GATED_DEMO_KERNELS)
 
 }  // namespace fdops::gated_demo

@@ -1,6 +1,5 @@
 // The kernel table of the gated_demo family: the one symbol its bindings (or fastdeploy_ops.jit)
 // look up in its kernel library.
-#include "ops/common/kernel_table.h"
 #include "tests/gating/gated_demo.h"
 
-FDOPS_DEFINE_KERNEL_TABLE(gated_demo, &fdops::gated_demo::launch_warp_sum)
+FDOPS_DEFINE_KERNEL_TABLE(gated_demo, FDOPS_GATED_DEMO_KERNELS)

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "ops/common/kernel_table.h"
+
 namespace fdops::scaffold_demo {
 
 // out[i] = factor * input[i] for the n float32 elements of two contiguous device buffers.
@@ -13,9 +15,8 @@ cudaError_t launch_scaled_copy(const float* input, float* out, float factor, int
                                cudaStream_t stream);
 
 // The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
-struct KernelTable {
-  static constexpr uint32_t kAbi = 1;
-  decltype(&launch_scaled_copy) scaled_copy;
-};
+#define FDOPS_SCAFFOLD_DEMO_KERNELS(X) \
+  X(scaled_copy, launch_scaled_copy)
+FDOPS_KERNEL_TABLE(FDOPS_SCAFFOLD_DEMO_KERNELS)
 
 }  // namespace fdops::scaffold_demo
