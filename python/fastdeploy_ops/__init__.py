@@ -21,8 +21,8 @@ import re
 from types import ModuleType
 
 from ._info import Info, available_ops, info
-from ._loader import PACKAGE_DIR as _PACKAGE_DIR
-from ._loader import package_version as _package_version
+from ._manifest import PACKAGE_DIR as _PACKAGE_DIR
+from ._manifest import package_version as _package_version
 from .errors import DeviceUnavailableError, OpUnavailableError
 
 

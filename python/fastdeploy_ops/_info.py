@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _loader
+from . import _loader, _manifest, _selection
 from .errors import DeviceUnavailableError
 
 __all__ = ["Info", "available_ops", "info"]
@@ -22,7 +22,7 @@ class Info(dict[str, Any]):
             f"fastdeploy_ops {self['package_version']} ({self['package_dir']})",
             f"modules in this package: {modules}",
             f"device: {device}{problem}",
-            f"driver: {_loader.describe_driver(self['driver_version'])}",
+            f"driver: {_selection.describe_driver(self['driver_version'])}",
             f"module: {self['module'] or 'none'} - {self['reason']}",
         ]
         if self["load_error"]:
@@ -33,9 +33,9 @@ class Info(dict[str, Any]):
         return "\n".join(lines)
 
 
-def _loaded_manifest() -> tuple[_loader.Manifest | None, str | None]:
+def _loaded_manifest() -> tuple[_manifest.Manifest | None, str | None]:
     """The chosen module's manifest if the module imports, and the import error if not."""
-    manifest = _loader.selection().manifest
+    manifest = _selection.selection().manifest
     if manifest is None:
         return None, None
     try:
@@ -61,13 +61,13 @@ def info() -> Info:
     Probes the device and imports the chosen module on first use; never raises for a missing
     GPU or module.
     """
-    chosen = _loader.selection()
+    chosen = _selection.selection()
     loaded, load_error = _loaded_manifest()
     dev = chosen.device
     manifest = chosen.manifest
     return Info(
-        package_version=_loader.package_version(),
-        package_dir=str(_loader.PACKAGE_DIR),
+        package_version=_manifest.package_version(),
+        package_dir=str(_manifest.PACKAGE_DIR),
         modules={sm: m.module for sm, m in sorted(chosen.manifests.items())},
         forced_sm=chosen.forced_sm,
         module=manifest.module if manifest else None,

@@ -48,7 +48,7 @@ try:
     error = None
 except Exception as exc:
     error = {"type": type(exc).__name__, "message": str(exc)}
-manifest = json.loads((fastdeploy_ops._loader.PACKAGE_DIR / "manifest_sm70.json").read_text())
+manifest = json.loads((fastdeploy_ops._manifest.PACKAGE_DIR / "manifest_sm70.json").read_text())
 from fastdeploy_ops.bench.__main__ import discover_ops
 print(json.dumps({
     "all": fastdeploy_ops.__all__,

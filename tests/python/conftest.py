@@ -95,11 +95,11 @@ def _forced_module(sm: int):
     @pytest.fixture
     def fixture(monkeypatch: pytest.MonkeyPatch, compiled_modules: object):
         """The package as if FASTDEPLOY_OPS_SM were set and no GPU were visible."""
-        from fastdeploy_ops import _device, _loader
+        from fastdeploy_ops import _device, _loader, _selection
 
-        monkeypatch.setenv(_loader.ENV_FORCE_SM, str(sm))
+        monkeypatch.setenv(_selection.ENV_FORCE_SM, str(sm))
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-        caches = (_device.probe, _loader.selection, _loader.load_module, _loader.get_op,
+        caches = (_device.probe, _selection.selection, _loader.load_module, _loader.get_op,
                   _loader._jit_problem)
         for cache in caches:
             cache.cache_clear()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastdeploy_ops import _loader
+from fastdeploy_ops import _manifest
 from fastdeploy_ops.bench import Measurement, summarize
 from fastdeploy_ops.bench.__main__ import discover_ops
 from fastdeploy_ops.bench.results import to_json, to_markdown
@@ -59,6 +59,6 @@ def test_cases_are_found_per_family_and_are_ops_of_the_wheel(compiled_modules: P
     for op, cases in ops.items():
         # bench/<family>.py holds the cases of that family's ops.
         family = cases.__module__.rpartition(".")[2]
-        for manifest in _loader.read_manifests(compiled_modules).values():
+        for manifest in _manifest.read_manifests(compiled_modules).values():
             declared = manifest.families.get(family) or manifest.skipped.get(family)
             assert declared is not None and op in declared.ops, (op, family)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fastdeploy_ops import _device, _loader, jit
+from fastdeploy_ops import _device, _loader, _manifest, _selection, jit
 from fastdeploy_ops.errors import OpUnavailableError
 from fastdeploy_ops.jit import _cache, _compiler
 
@@ -66,7 +66,9 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespa
     for name, text in {"a.cu": "// a\n", "b.cu": "// b\n", "demo.h": "// h\n"}.items():
         (sources / name).write_text(text)
     (root / "families.json").write_text(json.dumps({
+        "schema_version": _manifest.SCHEMA_VERSION,
         "package_version": "1.0.0",
+        "gencode": "-gencode=arch=compute_{sm},code=sm_{sm}",
         "sources_dir": "sources",
         "families": {"demo": {"min_sm": 70, "ops": ["demo_op"],
                               "sources": ["ops/demo/a.cu", "ops/demo/b.cu"],
@@ -89,7 +91,7 @@ def build(fake: types.SimpleNamespace, sm: int = 80) -> jit.Build:
 
 def test_the_wheel_ships_the_sources_of_every_family(compiled_modules: Path) -> None:
     tree = jit.load_sources()
-    manifests = _loader.read_manifests(compiled_modules)
+    manifests = _manifest.read_manifests(compiled_modules)
     for manifest in manifests.values():
         assert set(tree.families) == set(manifest.families) | set(manifest.skipped)
     raw = json.loads((compiled_modules / "manifest_sm80.json").read_text())
@@ -106,6 +108,17 @@ def test_the_wheel_ships_the_sources_of_every_family(compiled_modules: Path) -> 
         declared = manifests[80].families.get(name) or manifests[80].skipped[name]
         assert family.min_sm == declared.min_sm
     assert tree.package_version == manifests[80].package_version
+    # SASS only for the device's SM: a JIT library is built on the GPU it runs on.
+    assert tree.gencode(86) == "-gencode=arch=compute_86,code=sm_86"
+
+
+def test_a_description_of_another_schema_is_refused(fake: types.SimpleNamespace) -> None:
+    description = fake.root / "families.json"
+    data = json.loads(description.read_text())
+    data["schema_version"] = _manifest.SCHEMA_VERSION + 1
+    description.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="families.json.*schema_version"):
+        fake.tree()
 
 
 # Cache keys.
@@ -115,7 +128,7 @@ def test_the_key_changes_with_every_input_and_not_with_timestamps(
     def key() -> str:
         tree = fake.tree()
         inputs = _cache.key_inputs("demo", 80, tree.package_version, tree.file_hashes("demo"),
-                                   ["-O3", jit.gencode(80)], fake.compiler.identity)
+                                   ["-O3", tree.gencode(80)], fake.compiler.identity)
         return _cache.entry_for(fake.cache, inputs).key
 
     base = key()
@@ -144,9 +157,9 @@ def test_the_key_changes_with_every_input_and_not_with_timestamps(
     changed(lambda: monkeypatch.delenv("NVCC_CCBIN"))
     tree = fake.tree()
     variants = [
-        ("demo", 90, ["-O3", jit.gencode(90)], fake.compiler.identity),
-        ("demo", 80, ["-O2", jit.gencode(80)], fake.compiler.identity),
-        ("demo", 80, ["-O3", jit.gencode(80)], fake.compiler.identity.replace("12.4", "13.0")),
+        ("demo", 90, ["-O3", tree.gencode(90)], fake.compiler.identity),
+        ("demo", 80, ["-O2", tree.gencode(80)], fake.compiler.identity),
+        ("demo", 80, ["-O3", tree.gencode(80)], fake.compiler.identity.replace("12.4", "13.0")),
     ]
     for family, sm, flags, identity in variants:
         inputs = _cache.key_inputs(family, sm, tree.package_version, tree.file_hashes(family),
@@ -333,12 +346,12 @@ def test_no_compiler_names_every_place_searched(tmp_path: Path, no_standard_nvcc
 
 # The loader's policy.
 
-def family(name: str, min_sm: int, skipped: bool = False) -> _loader.Family:
-    return _loader.Family(name, min_sm, (f"{name}_op",), "skipped" if skipped else None)
+def family(name: str, min_sm: int, skipped: bool = False) -> _manifest.Family:
+    return _manifest.Family(name, min_sm, (f"{name}_op",), "skipped" if skipped else None)
 
 
-def manifest(sm: int, present: list[_loader.Family], skipped: list[_loader.Family]):
-    return _loader.Manifest(f"_ops_sm{sm}", sm, "1.0.0", {f.name: f for f in present},
+def manifest(sm: int, present: list[_manifest.Family], skipped: list[_manifest.Family]):
+    return _manifest.Manifest(f"_ops_sm{sm}", sm, "1.0.0", {f.name: f for f in present},
                             {f.name: f for f in skipped}, "12.4.131")
 
 
@@ -382,9 +395,9 @@ def fake_loader(monkeypatch: pytest.MonkeyPatch) -> FakeModule:
     present, skipped = family("present", 70), family("skipped", 90, skipped=True)
     manifests = {80: manifest(80, [present], [skipped])}
     device = _device.Device(90, "Test GPU", 1, 13000, None)
-    chosen = _loader.Selection(manifests, device, None, 80, "test selection")
+    chosen = _selection.Selection(manifests, device, None, 80, "test selection")
     module = FakeModule()
-    monkeypatch.setattr(_loader, "selection", lambda: chosen)
+    monkeypatch.setattr(_selection, "selection", lambda: chosen)
     monkeypatch.setattr(_loader, "load_module", lambda: module)
     monkeypatch.delenv(jit.ENV_JIT, raising=False)
     for cache in (_loader.get_op, _loader._jit_problem, _loader._warn_ptx):
@@ -432,7 +445,7 @@ def test_no_compiler_is_explained(fake_loader: FakeModule, monkeypatch: pytest.M
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     jit.compiler.cache_clear()
-    chosen = _loader.selection()
+    chosen = _selection.selection()
     assert _loader.describe_kernels(chosen, {}) == {
         "present": "JIT-compiled for sm_90 on first use",
         "skipped": "JIT-compiled for sm_90 on first use"}
@@ -517,7 +530,7 @@ PRETEND_H100 = """
 import json, warnings
 import numpy as np
 import fastdeploy_ops
-from fastdeploy_ops import _device, _loader, activation
+from fastdeploy_ops import _device, _loader, _selection, activation
 # An SM90 GPU with a CUDA 13 driver: the wheel's sm70/sm80 modules reach it only through PTX.
 _device.probe = lambda: _device.Device(90, "pretend H100", 1, 13000, None)
 before = fastdeploy_ops.info()["kernels"]
@@ -527,7 +540,7 @@ with warnings.catch_warnings(record=True) as caught:
         activation.gelu_tanh(np.zeros(4, np.float32))
     except ValueError as exc:
         message = str(exc)
-print(json.dumps({"module": _loader.selection().manifest.module, "message": message,
+print(json.dumps({"module": _selection.selection().manifest.module, "message": message,
                   "before": before, "after": fastdeploy_ops.info()["kernels"],
                   "origins": _loader.load_module()._kernel_families(),
                   "warnings": [str(w.message) for w in caught]}))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fastdeploy_ops import _device, _loader
-from fastdeploy_ops._loader import Manifest, Selection, select_module
+from fastdeploy_ops import _device, _loader, _manifest, _selection
+from fastdeploy_ops._manifest import Manifest
+from fastdeploy_ops._selection import Selection, select_module
 from fastdeploy_ops.errors import DeviceUnavailableError, OpUnavailableError
 
 CUDA_13_0 = 13000
@@ -89,13 +90,13 @@ def test_forced_sm_absent_names_the_available_modules() -> None:
      ("SM_90", 90), ("sm_75", 75)],
 )
 def test_parse_forced_sm(value: str | None, expected: int | None) -> None:
-    assert _loader.parse_forced_sm(value) == expected
+    assert _selection.parse_forced_sm(value) == expected
 
 
 @pytest.mark.parametrize("value", ["abc", "8.0", "sm", "-70"])
 def test_parse_forced_sm_rejects_garbage(value: str) -> None:
     with pytest.raises(ValueError, match="FASTDEPLOY_OPS_SM"):
-        _loader.parse_forced_sm(value)
+        _selection.parse_forced_sm(value)
 
 
 ROUTING = {"min_sm": 70, "ops": ["noaux_tc", "grouped_topk"]}
@@ -111,8 +112,8 @@ def manifest_json(sm: int, with_activation: bool) -> dict[str, object]:
         families["activation"] = ACTIVATION
     else:
         skipped["activation"] = {**ACTIVATION, "reason": f"requires SM75+, this module is sm{sm}"}
-    return {"module": f"_ops_sm{sm}", "sm": sm, "package_version": "1.2.3",
-            "families": families, "skipped": skipped, "cuda_version": "12.4.131",
+    return {"schema_version": _manifest.SCHEMA_VERSION, "module": f"_ops_sm{sm}", "sm": sm,
+            "package_version": "1.2.3", "families": families, "skipped": skipped, "cuda_version": "12.4.131",
             "nvcc_flags": ["-O3", f"-gencode=arch=compute_{sm},code=[sm_{sm},compute_{sm}]"]}
 
 
@@ -121,7 +122,7 @@ def test_read_manifests(tmp_path: Path) -> None:
         text = json.dumps(manifest_json(sm, with_activation))
         (tmp_path / f"manifest_sm{sm}.json").write_text(text)
     (tmp_path / "unrelated.json").write_text("{}")
-    manifests = _loader.read_manifests(tmp_path)
+    manifests = _manifest.read_manifests(tmp_path)
     assert sorted(manifests) == [70, 80]
     sm70, sm80 = manifests[70], manifests[80]
     assert sm70.module == "_ops_sm70" and sm70.package_version == "1.2.3"
@@ -138,11 +139,23 @@ def test_read_manifests_names_a_malformed_file(tmp_path: Path) -> None:
     del bad["families"]
     (tmp_path / "manifest_sm80.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="manifest_sm80.json"):
-        _loader.read_manifests(tmp_path)
+        _manifest.read_manifests(tmp_path)
+
+
+def test_read_manifests_refuses_another_schema_version(tmp_path: Path) -> None:
+    for version in (None, _manifest.SCHEMA_VERSION - 1, _manifest.SCHEMA_VERSION + 1):
+        old = manifest_json(80, True)
+        if version is None:
+            del old["schema_version"]
+        else:
+            old["schema_version"] = version
+        (tmp_path / "manifest_sm80.json").write_text(json.dumps(old))
+        with pytest.raises(ValueError, match=f"manifest_sm80.json.*schema_version {version!r}"):
+            _manifest.read_manifests(tmp_path)
 
 
 def manifest(sm: int, with_activation: bool) -> Manifest:
-    return _loader._parse_manifest(manifest_json(sm, with_activation))
+    return _manifest.parse_manifest(manifest_json(sm, with_activation))
 
 
 def device(sm: int | None) -> _device.Device:
@@ -155,7 +168,7 @@ def use_selection(monkeypatch: pytest.MonkeyPatch, sm: int | None, device_sm: in
                   forced: int | None = None) -> None:
     manifests = {70: manifest(70, False), 80: manifest(80, True)}
     chosen = Selection(manifests, device(device_sm), forced, sm, "test selection")
-    monkeypatch.setattr(_loader, "selection", lambda: chosen)
+    monkeypatch.setattr(_selection, "selection", lambda: chosen)
 
 
 def test_get_op_without_module_raises_device_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,28 +207,28 @@ def test_op_of_a_family_no_module_has(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_selection_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     manifests = {70: manifest(70, False), 80: manifest(80, True)}
-    monkeypatch.setattr(_loader, "read_manifests", lambda: manifests)
+    monkeypatch.setattr(_selection, "read_manifests", lambda: manifests)
     monkeypatch.setattr(_device, "probe", lambda: device(86))
     cases = [("sm_70", 70, "FASTDEPLOY_OPS_SM=70"), ("", 80, "same major"),
              ("x", None, "FASTDEPLOY_OPS_SM='x'")]
     try:
         for value, expected, why in cases:
-            monkeypatch.setenv(_loader.ENV_FORCE_SM, value)
-            _loader.selection.cache_clear()
-            chosen = _loader.selection()
+            monkeypatch.setenv(_selection.ENV_FORCE_SM, value)
+            _selection.selection.cache_clear()
+            chosen = _selection.selection()
             assert chosen.sm == expected and why in chosen.reason, chosen
     finally:
-        _loader.selection.cache_clear()
+        _selection.selection.cache_clear()
 
 
 def test_selection_adds_the_device_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_loader, "read_manifests", lambda: {70: manifest(70, False)})
+    monkeypatch.setattr(_selection, "read_manifests", lambda: {70: manifest(70, False)})
     monkeypatch.setattr(_device, "probe", lambda: device(None))
-    monkeypatch.delenv(_loader.ENV_FORCE_SM, raising=False)
-    _loader.selection.cache_clear()
+    monkeypatch.delenv(_selection.ENV_FORCE_SM, raising=False)
+    _selection.selection.cache_clear()
     try:
-        chosen = _loader.selection()
+        chosen = _selection.selection()
         assert chosen.sm is None
         assert "no GPU" in chosen.reason and "no CUDA driver (test)" in chosen.reason
     finally:
-        _loader.selection.cache_clear()
+        _selection.selection.cache_clear()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fastdeploy_ops
-from fastdeploy_ops import _loader
+from fastdeploy_ops import _manifest
 
 def raw(package_dir: Path, sm: int) -> dict:
     return json.loads((package_dir / f"manifest_sm{sm}.json").read_text())
@@ -54,7 +54,7 @@ def test_manifests_record_the_build(compiled_modules: Path) -> None:
 
 
 def test_loader_reads_the_same(compiled_modules: Path) -> None:
-    manifests = _loader.read_manifests(compiled_modules)
+    manifests = _manifest.read_manifests(compiled_modules)
     assert sorted(manifests) == [70, 80]
     declared = declarations(compiled_modules)
     for sm, manifest in manifests.items():
@@ -69,7 +69,7 @@ def test_modules_bind_every_family_and_hold_the_kernels_of_their_manifest(
     """Bindings are SM-independent: every module defines every family's ops; only the families
     of its manifest have kernels (the skipped ones get theirs from fastdeploy_ops.jit)."""
     declared = declarations(compiled_modules)
-    for sm, manifest in _loader.read_manifests(compiled_modules).items():
+    for sm, manifest in _manifest.read_manifests(compiled_modules).items():
         module = importlib.import_module(f"fastdeploy_ops.{manifest.module}")
         origins = module._kernel_families()
         assert set(origins) == set(declared)

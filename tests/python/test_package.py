@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import fastdeploy_ops
-from fastdeploy_ops import _loader
+from fastdeploy_ops import _manifest
 from fastdeploy_ops import reference as ref
 
 API = {"DeviceUnavailableError", "Info", "OpUnavailableError", "__version__", "available_ops",
@@ -65,7 +65,7 @@ def test_every_declared_family_is_served_by_a_family_module(compiled_modules: Pa
     """Each family module's FAMILY is declared, and every declared family's name is a
     module-level constant of some family module (attention_fp8: attention.FP8_FAMILY)."""
     declared = set()
-    for manifest in _loader.read_manifests(compiled_modules).values():
+    for manifest in _manifest.read_manifests(compiled_modules).values():
         declared |= set(manifest.families) | set(manifest.skipped)
     named = set()
     for name in family_modules():

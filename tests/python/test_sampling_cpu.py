@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastdeploy_ops import _loader, sampling
+from fastdeploy_ops import _manifest, sampling
 from fastdeploy_ops import reference as ref
 from fastdeploy_ops.reference.sampling import fixed_mass
 
@@ -232,7 +232,7 @@ def test_zero_rows_are_validated_then_skipped() -> None:
 
 
 def test_sm70_module_declares_the_sampling_ops(compiled_modules: object) -> None:
-    manifests = _loader.read_manifests(compiled_modules)
+    manifests = _manifest.read_manifests(compiled_modules)
     for sm in (70, 80):
         family = manifests[sm].families["sampling"]
         assert family.min_sm == 70

@@ -167,10 +167,6 @@ def _portable_nvcc_flags(args: list[str]) -> list[str]:
     return flags
 
 
-def _gencode(sm: int) -> str:
-    return f"-gencode=arch=compute_{sm},code=[sm_{sm},compute_{sm}]"
-
-
 def _python_includes() -> list[str]:
     import nanobind
 

@@ -13,6 +13,14 @@ NVCC_FLAGS = [
     "--objdir-as-tempdir",
 ]
 
+# The -gencode flag, as a pattern of {sm}. Ahead of time: SASS for the SM plus its PTX, which
+# the drivers of newer GPUs can compile.
+AOT_GENCODE = "-gencode=arch=compute_{sm},code=[sm_{sm},compute_{sm}]"
+
+# Just in time (fastdeploy_ops.jit, which reads it from families.json): SASS only, since the
+# library is built on and for the GPU it runs on.
+JIT_GENCODE = "-gencode=arch=compute_{sm},code=sm_{sm}"
+
 def gencode(sm):
-    """SASS for `sm` plus its PTX, which the drivers of newer GPUs can compile."""
-    return "-gencode=arch=compute_{0},code=[sm_{0},compute_{0}]".format(sm)
+    """The ahead-of-time -gencode flag of `sm`."""
+    return AOT_GENCODE.format(sm = sm)

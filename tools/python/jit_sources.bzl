@@ -1,7 +1,8 @@
 """jit_sources: the kernel sources a wheel ships for fastdeploy_ops.jit, and their description."""
 
-load("//tools/cuda:nvcc_flags.bzl", "NVCC_FLAGS")
+load("//tools/cuda:nvcc_flags.bzl", "JIT_GENCODE", "NVCC_FLAGS")
 load("//tools/cuda:providers.bzl", "FamilySourcesInfo")
+load("//tools/python:schema.bzl", "SCHEMA_VERSION")
 
 JitSourcesInfo = provider(
     doc = "Files to add to a wheel: path inside the wheel -> File.",
@@ -36,7 +37,9 @@ def _jit_sources_impl(ctx):
         }
     description = ctx.actions.declare_file("_{}/families.json".format(ctx.label.name))
     ctx.actions.write(description, json.encode_indent({
+        "schema_version": SCHEMA_VERSION,
         "package_version": ctx.attr.package_version,
+        "gencode": JIT_GENCODE,
         "sources_dir": "sources",
         "families": families,
     }, indent = "  ") + "\n")
@@ -50,8 +53,9 @@ jit_sources = rule(
     implementation = _jit_sources_impl,
     doc = """Ships every family's kernel sources under `<package_dir>/jit/sources/` (with the
 headers they include, at their repository paths, so that folder is the include root) and
-`<package_dir>/jit/families.json`: per family its min_sm, ops, sources, headers and nvcc flags
-(the ahead-of-time build's NVCC_FLAGS plus the family's copts; the JIT adds -gencode).""",
+`<package_dir>/jit/families.json`: the schema version, the JIT's -gencode pattern, and per family
+its min_sm, ops, sources, headers and nvcc flags (the ahead-of-time build's NVCC_FLAGS plus the
+family's copts).""",
     attrs = {
         "families": attr.label_list(providers = [FamilySourcesInfo]),
         "package_dir": attr.string(default = "fastdeploy_ops"),

@@ -4,6 +4,7 @@ load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain", "use_c
 load("//tools/cuda:nvcc_flags.bzl", "NVCC_FLAGS", "gencode")
 load("//tools/cuda:providers.bzl", "CudaToolkitInfo", "FamilyBindingInfo", "FamilyInfo")
 load("//tools/cuda:sm_transition.bzl", "sm_split_transition")
+load("//tools/python:schema.bzl", "SCHEMA_VERSION")
 
 OpsExtensionInfo = provider(
     doc = "The per-SM extension modules of a package.",
@@ -54,6 +55,7 @@ NB_MODULE({module}, m) {{
 
 def _manifest(ctx, sm, module, infos, toolkit):
     return json.encode_indent({
+        "schema_version": SCHEMA_VERSION,
         "module": module,
         "sm": int(sm),
         "package_version": ctx.attr.package_version,

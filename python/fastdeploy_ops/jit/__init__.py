@@ -23,7 +23,7 @@ import functools
 import os
 from pathlib import Path
 
-from ._build import Build, JitError, build, gencode
+from ._build import Build, JitError, build
 from ._cache import ENV_CACHE, Entry, cache_dir, entries
 from ._compiler import ENV_NVCC, Compiler, CompilerNotFoundError, find_compiler
 from ._sources import FamilySources, SourceTree, load_sources
@@ -45,7 +45,6 @@ __all__ = [
     "enabled",
     "entries",
     "find_compiler",
-    "gencode",
     "kernel_library",
     "load_sources",
     "sources",

@@ -49,11 +49,6 @@ class Build:
     replaced: str | None = None
 
 
-def gencode(sm: int) -> str:
-    """SASS for exactly ``sm`` (no PTX: the library is built for the GPU it runs on)."""
-    return f"-gencode=arch=compute_{sm},code=sm_{sm}"
-
-
 def _estimate(cache: Path, family: FamilySources, workers: int) -> float:
     for entry in reversed(entries(cache)):
         if entry.family == family.name:
@@ -78,7 +73,7 @@ def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compile
     nvcc = str(compiler.nvcc)
     objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(family.sources)]
     commands = [
-        [nvcc, *family.nvcc_flags, gencode(sm), "-I", str(tree.root), "-c",
+        [nvcc, *family.nvcc_flags, tree.gencode(sm), "-I", str(tree.root), "-c",
          str(tree.root / src), "-o", str(obj)]
         for src, obj in zip(family.sources, objects)
     ]
@@ -128,7 +123,7 @@ def build(
         hashes = tree.file_hashes(family)
     except OSError as exc:
         raise JitError(f"JIT sources of '{family}' are incomplete: {exc}") from exc
-    flags = [*sources.nvcc_flags, gencode(sm)]
+    flags = [*sources.nvcc_flags, tree.gencode(sm)]
     inputs = key_inputs(family, sm, tree.package_version, hashes, flags, compiler.identity)
     entry = entry_for(cache, inputs)
     if entry.problem() is None:

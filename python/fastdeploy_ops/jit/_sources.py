@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._manifest import check_schema
+
 __all__ = ["FamilySources", "SourceTree", "load_sources"]
 
 JIT_DIR = Path(__file__).resolve().parent
@@ -27,11 +29,17 @@ class FamilySources:
 
 @dataclass(frozen=True)
 class SourceTree:
-    """The sources folder (also the include root), the package version and the families."""
+    """The sources folder (also the include root), the package version, the build's -gencode
+    pattern for a JIT library (``{sm}`` for the SM) and the families."""
 
     root: Path
     package_version: str
+    gencode_pattern: str
     families: Mapping[str, FamilySources]
+
+    def gencode(self, sm: int) -> str:
+        """The -gencode flag of a library for ``sm``."""
+        return self.gencode_pattern.format(sm=sm)
 
     def file_hashes(self, family: str) -> dict[str, str]:
         """``{relative path: sha256}`` of every source and header ``family`` compiles from.
@@ -56,13 +64,15 @@ def load_sources(jit_dir: Path = JIT_DIR) -> SourceTree:
     path = jit_dir / "families.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        check_schema(data)
         families = {
             name: FamilySources(
                 name, int(f["min_sm"]), tuple(f["ops"]), tuple(f["sources"]),
                 tuple(f["headers"]), tuple(f["nvcc_flags"]))
             for name, f in data["families"].items()
         }
-        return SourceTree(jit_dir / data["sources_dir"], str(data["package_version"]), families)
+        return SourceTree(jit_dir / data["sources_dir"], str(data["package_version"]),
+                          str(data["gencode"]), families)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:

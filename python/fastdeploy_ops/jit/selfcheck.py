@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import _device, _loader
+from .. import _device, _loader, _selection
 from . import CompilerNotFoundError, JitError, build, find_compiler, load_sources, sources
 
 __all__ = ["main"]
@@ -40,8 +40,8 @@ WARM_LOAD_LIMIT_MS = 50.0
 # holds), then check gelu_tanh against the numpy reference.
 _CHILD_GELU = """
 import json, sys, numpy as np, torch
-from fastdeploy_ops import _loader, activation, jit, reference
-sm = _loader.selection().device.sm
+from fastdeploy_ops import _loader, _selection, activation, jit, reference
+sm = _selection.selection().device.sm
 library = jit.kernel_library("activation", sm)
 _loader.load_module()._load_kernel_library("activation", str(library), replace=True)
 x = torch.linspace(-6, 6, 4099, device="cuda", dtype=torch.float32)
@@ -55,8 +55,8 @@ print(json.dumps({"ok": ok, "library": str(library)}))
 
 _CHILD_WARM = """
 import json, sys, time
-from fastdeploy_ops import _loader, jit
-sm = _loader.selection().device.sm
+from fastdeploy_ops import _loader, _selection, jit
+sm = _selection.selection().device.sm
 module = _loader.load_module()
 start = time.perf_counter()
 tree = jit.sources()
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc)
         return 1
     tree = sources()
-    chosen = _loader.selection()
+    chosen = _selection.selection()
     print(f"device: {device.name} (SM{sm}); nvcc {compiler.version} ({compiler.nvcc}, "
           f"{compiler.found_by}); module: {chosen.manifest.module if chosen.manifest else None} "
           f"({chosen.reason}); CPUs: {os.cpu_count()}", flush=True)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from numpy.typing import ArrayLike, NDArray
 
-from .. import _loader
+from .. import _loader, _selection
 from .._info import available_ops
 from ..errors import DeviceUnavailableError
 
@@ -43,7 +43,7 @@ ENV_TEST_LIB = "FASTDEPLOY_OPS_TEST_LIB"
 
 def gpu_skip_reason() -> str | None:
     """Why GPU tests cannot run here (no GPU, no usable module, import failure), or ``None``."""
-    chosen = _loader.selection()
+    chosen = _selection.selection()
     if chosen.device.sm is None:
         return f"no GPU: {chosen.device.problem}"
     if chosen.manifest is None:
@@ -64,7 +64,7 @@ def requires_gpu() -> pytest.MarkDecorator:
 def requires_sm(sm: int) -> pytest.MarkDecorator:
     """Skip unless the GPU's SM is at least ``sm`` (and GPU tests can run at all)."""
     reason = gpu_skip_reason()
-    device_sm = _loader.selection().device.sm
+    device_sm = _selection.selection().device.sm
     if reason is None and device_sm < sm:
         reason = f"needs SM{sm}+, the device is SM{device_sm}"
     return pytest.mark.skipif(reason is not None, reason=reason or "")
@@ -73,7 +73,7 @@ def requires_sm(sm: int) -> pytest.MarkDecorator:
 def requires_op(op: str) -> pytest.MarkDecorator:
     """Skip unless the loaded module provides ``op``; the reason quotes the manifest."""
     reason = gpu_skip_reason()
-    manifest = _loader.selection().manifest
+    manifest = _selection.selection().manifest
     if reason is None and manifest is not None and op not in available_ops():
         skipped = [f"{name}: {f.reason}" for name, f in manifest.skipped.items() if op in f.ops]
         reason = f"{op} is not in {manifest.module}" + (f" ({skipped[0]})" if skipped else "")

@@ -27,7 +27,7 @@ import pytest
 
 from fastdeploy_ops import attention
 from fastdeploy_ops import reference as ref
-from fastdeploy_ops._loader import selection
+from fastdeploy_ops._selection import selection
 from fastdeploy_ops.errors import OpUnavailableError
 from fastdeploy_ops.reference._numerics import round_to_dtype, round_to_e4m3
 from fastdeploy_ops.testing import TensorLib, requires_gpu, requires_op

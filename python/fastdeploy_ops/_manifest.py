@@ -1,0 +1,112 @@
+"""The manifests of the wheel's extension modules (``manifest_smNN.json``).
+
+Each ``_ops_smNN`` module ships with a manifest, written by the build (``ops_extension``): its
+module name, SM, package version, CUDA version, the families it contains and those it skipped,
+with the reason. ``families.json`` (the JIT's kernel sources) follows the same schema version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PACKAGE_DIR",
+    "SCHEMA_VERSION",
+    "Family",
+    "Manifest",
+    "check_schema",
+    "package_version",
+    "parse_manifest",
+    "read_manifests",
+]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The layout of manifest_smNN.json and jit/families.json; the build writes the same number
+# (tools/python/schema.bzl), and a reader refuses any other.
+SCHEMA_VERSION = 2
+_MANIFEST_GLOB = "manifest_sm*.json"
+
+
+def check_schema(data: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``data`` declares :data:`SCHEMA_VERSION`."""
+    found = data.get("schema_version")
+    if found != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {found!r}, this package reads {SCHEMA_VERSION}")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kernel family in a manifest: its minimum SM, its ops, and why it was skipped (if so)."""
+
+    name: str
+    min_sm: int
+    ops: tuple[str, ...]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The contents of one ``manifest_smNN.json``."""
+
+    module: str
+    sm: int
+    package_version: str
+    families: Mapping[str, Family]
+    skipped: Mapping[str, Family]
+    cuda_version: str
+
+    @property
+    def ops(self) -> list[str]:
+        """Sorted names of the ops this module contains."""
+        return sorted(op for family in self.families.values() for op in family.ops)
+
+
+def _parse_family(name: str, entry: Mapping[str, Any], skipped: bool) -> Family:
+    reason = str(entry["reason"]) if skipped else None
+    return Family(name, int(entry["min_sm"]), tuple(str(op) for op in entry["ops"]), reason)
+
+
+def parse_manifest(data: Mapping[str, Any]) -> Manifest:
+    """A manifest from its decoded JSON.
+
+    Raises:
+        ValueError, KeyError, TypeError: the data does not follow the schema.
+    """
+    check_schema(data)
+    return Manifest(
+        module=str(data["module"]),
+        sm=int(data["sm"]),
+        package_version=str(data["package_version"]),
+        families={k: _parse_family(k, v, False) for k, v in data["families"].items()},
+        skipped={k: _parse_family(k, v, True) for k, v in data.get("skipped", {}).items()},
+        cuda_version=str(data.get("cuda_version", "unknown")),
+    )
+
+
+def read_manifests(package_dir: Path = PACKAGE_DIR) -> dict[int, Manifest]:
+    """Read every ``manifest_sm*.json`` in ``package_dir``, keyed by SM.
+
+    Raises:
+        ValueError: a manifest is unreadable or malformed (the message names the file).
+    """
+    manifests: dict[int, Manifest] = {}
+    for path in sorted(package_dir.glob(_MANIFEST_GLOB)):
+        try:
+            manifest = parse_manifest(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed manifest {path}: {exc!r}") from exc
+        manifests[manifest.sm] = manifest
+    return manifests
+
+
+def package_version() -> str:
+    """The ``package_version`` the manifests agree on, or ``"0+unknown"``."""
+    try:
+        versions = {m.package_version for m in read_manifests().values()}
+    except ValueError:
+        return "0+unknown"
+    return versions.pop() if len(versions) == 1 else "0+unknown"
