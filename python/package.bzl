@@ -1,7 +1,7 @@
 """fastdeploy_ops_wheel: the project's wheel, around a given set of extension modules."""
 
 load("//python:version.bzl", "VERSION")
-load("//tools/python:wheel.bzl", "ops_wheel")
+load("//tools/ops:wheel.bzl", "ops_wheel")
 
 def fastdeploy_ops_wheel(name, extension, **kwargs):
     """The fastdeploy_ops wheel of `extension` (an ops_extension target).

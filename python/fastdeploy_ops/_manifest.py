@@ -26,7 +26,7 @@ __all__ = [
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The layout of manifest_smNN.json and jit/families.json; the build writes the same number
-# (tools/python/schema.bzl), and a reader refuses any other.
+# (tools/ops/schema.bzl), and a reader refuses any other.
 SCHEMA_VERSION = 2
 _MANIFEST_GLOB = "manifest_sm*.json"
 

@@ -78,7 +78,7 @@ def _group_compiles_test(sm):
             "sm": attr.string(default = sm),
         },
         # A Label: as a string it would resolve in skylib, where the transition is defined.
-        config_settings = {str(Label("//tools/cuda:arch")): sm},
+        config_settings = {str(Label("//cuda:arch")): sm},
         extra_target_under_test_aspects = [_family_actions_aspect],
     )
 

@@ -16,7 +16,7 @@ import pytest
 
 from nested_bazel import Workspace, executed, executed_cuda_compiles
 
-_SMS_70_80 = ["--//tools/cuda:sms=70", "--//tools/cuda:sms=80"]
+_SMS_70_80 = ["--//cuda:sms=70", "--//cuda:sms=80"]
 _COMPILES_AND_LINKS = ("CudaCompile", "CppCompile", "CppLink")
 
 
@@ -83,7 +83,7 @@ def test_touching_a_readme_or_a_test_compiles_nothing(workspace: Workspace, touc
 
 
 def test_adding_sm90_compiles_only_sm90(workspace: Workspace) -> None:
-    spawns = workspace.build("//python:wheel", *_SMS_70_80, "--//tools/cuda:sms=90")
+    spawns = workspace.build("//python:wheel", *_SMS_70_80, "--//cuda:sms=90")
     compiles = executed_cuda_compiles(spawns)
     assert {sm for _, sm in compiles} == {"90"}
     # Every source once, the generated instantiation groups (under bazel-out) included.

@@ -85,7 +85,7 @@ def test_clean_build_elsewhere_takes_every_compile_and_link_from_the_cache(reade
 
 def test_changed_nvcc_flag_misses_the_cache(server, reader) -> None:
     ws, _ = reader
-    spawns = ws.build(_TARGET, "--//tools/cuda:nvcc_threads=2", caches=_reading(server))
+    spawns = ws.build(_TARGET, "--//cuda:nvcc_threads=2", caches=_reading(server))
     assert sorted(cuda_compile(s) for s in executed(spawns, "CudaCompile")) == _CUDA_SOURCES
 
 

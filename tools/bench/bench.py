@@ -119,7 +119,7 @@ def query_sources(workspace: pathlib.Path, bazel: list[str], families: list[str]
 
     aquery = json.loads(subprocess.run(
         [*bazel, "aquery", 'mnemonic("CudaCompile", deps(//python:ops))', "--output=jsonproto",
-         "--//tools/cuda:sms=80"], cwd=workspace, check=True, capture_output=True, text=True).stdout)
+         "--//cuda:sms=80"], cwd=workspace, check=True, capture_output=True, text=True).stdout)
     flags_by_source = {}
     for action in aquery.get("actions", []):
         args = action["arguments"]
@@ -249,7 +249,7 @@ class Bazel(BuildSystem):
     def build(self, checkout: pathlib.Path, sms: list[int]) -> float:
         return _run([*self._bazel(checkout), "build", "//python:ops", "--color=no", "--curses=no",
                      f"--disk_cache={self.work / 'disk-cache'}", "--noremote_accept_cached",
-                     *[f"--//tools/cuda:sms={sm}" for sm in sms]], checkout, self.log)
+                     *[f"--//cuda:sms={sm}" for sm in sms]], checkout, self.log)
 
     def finish(self, checkout: pathlib.Path) -> None:
         subprocess.run([*self._bazel(checkout), "shutdown"], cwd=checkout, check=False,

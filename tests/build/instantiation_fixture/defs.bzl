@@ -1,6 +1,6 @@
 """sm_objects: the objects of cuda_library targets compiled for the given SMs (test fixture)."""
 
-load("//tools/cuda:sm_transition.bzl", "sm_split_transition")
+load("//cuda:defs.bzl", "sm_split_transition")
 
 def _sm_objects_impl(ctx):
     return [DefaultInfo(files = depset(transitive = [

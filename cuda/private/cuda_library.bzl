@@ -2,8 +2,9 @@
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain", "use_cpp_toolchain")
-load("//tools/cuda:nvcc_flags.bzl", "NVCC_FLAGS", "gencode")
-load("//tools/cuda:providers.bzl", "CudaSourcesInfo", "CudaToolkitInfo")
+load(":nvcc_flags.bzl", "NVCC_FLAGS", "gencode")
+load(":providers.bzl", "CudaSourcesInfo")
+load(":toolkit.bzl", "TOOLCHAIN_TYPE", "find_cuda_toolkit")
 
 def current_arch(ctx):
     """The SM of this configuration as an int, or 0 outside the per-SM transition."""
@@ -62,7 +63,7 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
     return obj, timing
 
 def _cuda_library_impl(ctx):
-    toolkit = ctx.attr._toolkit[CudaToolkitInfo]
+    toolkit = find_cuda_toolkit(ctx)
     cc_toolchain = find_cpp_toolchain(ctx)
     arch = current_arch(ctx)
 
@@ -121,10 +122,10 @@ cuda_library = rule(
     implementation = _cuda_library_impl,
     doc = """CUDA sources compiled once per SM.
 
-Each source is one nvcc action for the SM that the per-SM transition put in //tools/cuda:arch
+Each source is one nvcc action for the SM that the per-SM transition put in //cuda:arch
 (SASS for it plus PTX). Returns CcInfo, so cc rules can depend on it. Outside the transition or
 below min_sm it compiles nothing and provides only its headers. CudaSourcesInfo describes the
-sources for a compiler outside Bazel (fastdeploy_ops.jit). With --//tools/cuda:nvcc_time, the
+sources for a compiler outside Bazel (fastdeploy_ops.jit). With --//cuda:nvcc_time, the
 output group nvcc_time holds each action's `nvcc --time` CSV.""",
     attrs = {
         "srcs": attr.label_list(allow_files = [".cu"]),
@@ -132,16 +133,15 @@ output group nvcc_time holds each action's `nvcc --time` CSV.""",
         "deps": attr.label_list(providers = [CcInfo]),
         "copts": attr.string_list(doc = "Extra nvcc flags."),
         "min_sm": attr.int(default = 70, doc = "Lowest SM this library is compiled for."),
-        "_arch": attr.label(default = "//tools/cuda:arch"),
-        "_nvcc_threads": attr.label(default = "//tools/cuda:nvcc_threads"),
-        "_nvcc_time": attr.label(default = "//tools/cuda:nvcc_time"),
+        "_arch": attr.label(default = "//cuda:arch"),
+        "_nvcc_threads": attr.label(default = "//cuda:nvcc_threads"),
+        "_nvcc_time": attr.label(default = "//cuda:nvcc_time"),
         "_nvcc_wrapper": attr.label(
-            default = "//tools/cuda:nvcc_wrapper",
+            default = "//cuda:nvcc_wrapper",
             executable = True,
             cfg = "exec",
         ),
-        "_toolkit": attr.label(default = "@cuda_toolkit//:toolkit", providers = [CudaToolkitInfo]),
     },
     fragments = ["cpp"],
-    toolchains = use_cpp_toolchain(),
+    toolchains = use_cpp_toolchain() + [TOOLCHAIN_TYPE],
 )

@@ -1,7 +1,7 @@
 """ops_wheel: the installable wheel of the Python package and its per-SM extension modules."""
 
-load("//tools/python:jit_sources.bzl", "JitSourcesInfo")
-load("//tools/python:ops_extension.bzl", "OpsExtensionInfo")
+load(":extension.bzl", "OpsExtensionInfo")
+load(":jit_sources.bzl", "JitSourcesInfo")
 
 def _package_path(file, strip_prefix):
     path = file.short_path
@@ -42,7 +42,7 @@ def _ops_wheel_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([out_dir])),
-        # The build-time report's nvcc --time files of every module (see //tools/cuda:nvcc_time).
+        # The build-time report's nvcc --time files of every module (see //cuda:nvcc_time).
         OutputGroupInfo(nvcc_time = ctx.attr.extension[OutputGroupInfo].nvcc_time),
     ]
 

@@ -1,8 +1,8 @@
 """jit_sources: the kernel sources a wheel ships for fastdeploy_ops.jit, and their description."""
 
-load("//tools/cuda:nvcc_flags.bzl", "JIT_GENCODE", "NVCC_FLAGS")
-load("//tools/cuda:providers.bzl", "FamilySourcesInfo")
-load("//tools/python:schema.bzl", "SCHEMA_VERSION")
+load("//cuda:defs.bzl", "JIT_GENCODE", "NVCC_FLAGS")
+load(":providers.bzl", "FamilySourcesInfo")
+load(":schema.bzl", "SCHEMA_VERSION")
 
 JitSourcesInfo = provider(
     doc = "Files to add to a wheel: path inside the wheel -> File.",

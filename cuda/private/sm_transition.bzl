@@ -1,7 +1,7 @@
 """The split transition that builds its dependencies once per SM."""
 
-_SMS = "//tools/cuda:sms"
-_ARCH = "//tools/cuda:arch"
+_SMS = "//cuda:sms"
+_ARCH = "//cuda:arch"
 
 def _sm_split_impl(settings, attr):
     sms = attr.sms if attr.sms else settings[_SMS]

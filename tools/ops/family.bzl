@@ -1,13 +1,7 @@
 """ops_family: a kernel family (device code plus its nanobind binding) and its SM gate."""
 
-load("//tools/cuda:cuda_library.bzl", "cuda_library", "current_arch")
-load(
-    "//tools/cuda:providers.bzl",
-    "CudaSourcesInfo",
-    "FamilyBindingInfo",
-    "FamilyInfo",
-    "FamilySourcesInfo",
-)
+load("//cuda:defs.bzl", "CudaSourcesInfo", "cuda_library", "current_arch")
+load(":providers.bzl", "FamilyBindingInfo", "FamilyInfo", "FamilySourcesInfo")
 
 def _ops_family_impl(ctx):
     arch = current_arch(ctx)
@@ -44,7 +38,7 @@ _ops_family = rule(
         "min_sm": attr.int(mandatory = True),
         "kernels": attr.label(mandatory = True, providers = [CcInfo, CudaSourcesInfo]),
         "binding": attr.label(mandatory = True, providers = [CcInfo]),
-        "_arch": attr.label(default = "//tools/cuda:arch"),
+        "_arch": attr.label(default = "//cuda:arch"),
     },
 )
 

@@ -1,10 +1,12 @@
-"""cuda_toolkit: describes a CUDA toolkit to the CUDA rules (instantiated by third_party/cuda)."""
+"""cuda_toolkit: describes a CUDA toolkit; registered as a toolchain of //cuda:toolchain_type."""
 
-load("//tools/cuda:providers.bzl", "CudaToolkitInfo")
+load(":providers.bzl", "CudaToolkitInfo")
+
+TOOLCHAIN_TYPE = Label("//cuda:toolchain_type")
 
 def _cuda_toolkit_impl(ctx):
     headers = depset(ctx.files.headers)
-    return [CudaToolkitInfo(
+    toolkit = CudaToolkitInfo(
         nvcc = ctx.attr.nvcc,
         host_compiler = ctx.attr.host_compiler,
         version = ctx.attr.version,
@@ -12,10 +14,16 @@ def _cuda_toolkit_impl(ctx):
         headers = headers,
         cudart_static = ctx.attr.cudart_static[CcInfo],
         all_files = depset([ctx.file.stamp], transitive = [headers]),
-    )]
+    )
+    return [toolkit, platform_common.ToolchainInfo(cuda_toolkit = toolkit)]
 
 cuda_toolkit = rule(
     implementation = _cuda_toolkit_impl,
+    doc = """A CUDA toolkit: nvcc, its host compiler, headers and static runtime.
+
+Wrap it in a `toolchain(toolchain_type = "//cuda:toolchain_type")` and register that: the CUDA
+rules find their toolkit through toolchain resolution, so a build can register several (one per
+SM, selected with `target_settings`) without any rule naming a repository.""",
     attrs = {
         "nvcc": attr.string(mandatory = True, doc = "Absolute path of nvcc."),
         "host_compiler": attr.string(mandatory = True, doc = "Absolute path of nvcc's host compiler."),
@@ -25,3 +33,7 @@ cuda_toolkit = rule(
         "cudart_static": attr.label(mandatory = True, providers = [CcInfo]),
     },
 )
+
+def find_cuda_toolkit(ctx):
+    """The CudaToolkitInfo that toolchain resolution chose for `ctx`'s configuration."""
+    return ctx.toolchains[TOOLCHAIN_TYPE].cuda_toolkit

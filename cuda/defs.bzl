@@ -1,0 +1,50 @@
+"""Public API of the CUDA rules: load everything from here, never from //cuda/private.
+
+- `cuda_library`: `.cu` sources compiled by nvcc once per SM of the current configuration.
+- `cuda_instantiations`: one generated `.cu` per instantiation group of a kernel template.
+- `sm_split_transition`: builds an attribute's targets once per SM of `--//cuda:sms`.
+- `cuda_toolkit`: a toolkit for toolchain type `//cuda:toolchain_type`.
+- `current_arch`, `find_cuda_toolkit`: for rules of their own that build on these.
+- Flags shared by every nvcc call: `NVCC_FLAGS`, `gencode`, and the `-gencode` patterns
+  `AOT_GENCODE` and `JIT_GENCODE`.
+"""
+
+load("//cuda/private:cuda_instantiations.bzl", _cuda_instantiations = "cuda_instantiations")
+load(
+    "//cuda/private:cuda_library.bzl",
+    _cuda_library = "cuda_library",
+    _current_arch = "current_arch",
+)
+load(
+    "//cuda/private:nvcc_flags.bzl",
+    _AOT_GENCODE = "AOT_GENCODE",
+    _JIT_GENCODE = "JIT_GENCODE",
+    _NVCC_FLAGS = "NVCC_FLAGS",
+    _gencode = "gencode",
+)
+load(
+    "//cuda/private:providers.bzl",
+    _CudaSourcesInfo = "CudaSourcesInfo",
+    _CudaToolkitInfo = "CudaToolkitInfo",
+)
+load("//cuda/private:sm_transition.bzl", _sm_split_transition = "sm_split_transition")
+load(
+    "//cuda/private:toolkit.bzl",
+    _TOOLCHAIN_TYPE = "TOOLCHAIN_TYPE",
+    _cuda_toolkit = "cuda_toolkit",
+    _find_cuda_toolkit = "find_cuda_toolkit",
+)
+
+cuda_library = _cuda_library
+cuda_instantiations = _cuda_instantiations
+cuda_toolkit = _cuda_toolkit
+sm_split_transition = _sm_split_transition
+current_arch = _current_arch
+find_cuda_toolkit = _find_cuda_toolkit
+CUDA_TOOLCHAIN_TYPE = _TOOLCHAIN_TYPE
+CudaSourcesInfo = _CudaSourcesInfo
+CudaToolkitInfo = _CudaToolkitInfo
+NVCC_FLAGS = _NVCC_FLAGS
+AOT_GENCODE = _AOT_GENCODE
+JIT_GENCODE = _JIT_GENCODE
+gencode = _gencode
