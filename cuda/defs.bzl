@@ -24,6 +24,7 @@ load(
 )
 load(
     "//cuda/private:providers.bzl",
+    _CudaInstantiationsInfo = "CudaInstantiationsInfo",
     _CudaSourcesInfo = "CudaSourcesInfo",
     _CudaToolkitInfo = "CudaToolkitInfo",
 )
@@ -42,6 +43,7 @@ sm_split_transition = _sm_split_transition
 current_arch = _current_arch
 find_cuda_toolkit = _find_cuda_toolkit
 CUDA_TOOLCHAIN_TYPE = _TOOLCHAIN_TYPE
+CudaInstantiationsInfo = _CudaInstantiationsInfo
 CudaSourcesInfo = _CudaSourcesInfo
 CudaToolkitInfo = _CudaToolkitInfo
 NVCC_FLAGS = _NVCC_FLAGS

@@ -7,7 +7,6 @@ Adding a family adds its own files and one line here; nothing else lists the fam
 FAMILIES = [
     "//ops/activation",
     "//ops/attention",
-    "//ops/attention:attention_fp8",
     "//ops/moe_routing",
     "//ops/penalty",
     "//ops/preprocess",

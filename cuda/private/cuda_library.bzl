@@ -3,7 +3,7 @@
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain", "use_cpp_toolchain")
 load(":nvcc_flags.bzl", "NVCC_FLAGS", "gencode")
-load(":providers.bzl", "CudaSourcesInfo")
+load(":providers.bzl", "CudaInstantiationsInfo", "CudaSourcesInfo")
 load(":toolkit.bzl", "TOOLCHAIN_TYPE", "find_cuda_toolkit")
 
 def current_arch(ctx):
@@ -75,8 +75,16 @@ def _cuda_library_impl(ctx):
         compilation_contexts = [own_headers] + [c.compilation_context for c in dep_cc_infos],
     )
 
+    source_min_sm = {}
+    group_min_sm = {}
+    for src in ctx.attr.srcs:
+        if CudaInstantiationsInfo in src:
+            source_min_sm.update(src[CudaInstantiationsInfo].min_sm)
+            group_min_sm.update(src[CudaInstantiationsInfo].group_min_sm)
     sources = CudaSourcesInfo(
         srcs = ctx.files.srcs,
+        min_sm = source_min_sm,
+        group_min_sm = group_min_sm,
         headers = compilation_context.headers,
         copts = ctx.attr.copts,
     )

@@ -13,10 +13,20 @@ CudaToolkitInfo = provider(
     },
 )
 
+CudaInstantiationsInfo = provider(
+    doc = "The instantiation groups of a cuda_instantiations target that need a higher SM.",
+    fields = {
+        "min_sm": "dict: short_path of a generated source -> the lowest SM its group runs on.",
+        "group_min_sm": "dict: `axis=value` -> the lowest SM of the groups with that value.",
+    },
+)
+
 CudaSourcesInfo = provider(
     doc = "What compiles a cuda_library for any SM: its sources, headers and extra nvcc flags.",
     fields = {
         "srcs": "list of the .cu Files.",
+        "min_sm": "dict: short_path of a source -> its lowest SM, for sources above the library's.",
+        "group_min_sm": "dict: `axis=value` of its instantiation groups -> their lowest SM.",
         "headers": "depset of the header Files its sources may include (own and deps').",
         "copts": "Extra nvcc flags (after NVCC_FLAGS).",
     },

@@ -1,6 +1,5 @@
-// Launch functions of the paged-attention families: `attention` (bf16/fp16 queries, c16 and
-// int8 caches, SM80+) and `attention_fp8` (fp8 e4m3 caches, SM89+). Both are declared here
-// because they share their parameter structs; each family's kernel library defines its own.
+// Launch functions of the paged-attention family (bf16/fp16 queries; c16 and int8 caches from
+// SM80, fp8 e4m3 caches from SM89).
 //
 // The paged KV cache: key and value caches [num_blocks, kv_heads, block_size, head_dim];
 // position p of sequence b lives in block block_tables[b, p / block_size], row p % block_size.
@@ -160,18 +159,12 @@ cudaError_t plan_paged_attention(const AttentionParams& params, int64_t resident
 cudaError_t check_paged_metadata(const MetadataCheck& check, MetadataReport* report,
                                  cudaStream_t stream);
 
-// The fp8-cache kernels of the attention_fp8 family (cache.type == kFp8E4M3).
-cudaError_t launch_paged_kv_append_fp8(const AppendParams& params, cudaStream_t stream);
-cudaError_t launch_paged_attention_fp8(const AttentionParams& params, cudaStream_t stream);
-cudaError_t plan_paged_attention_fp8(const AttentionParams& params, int64_t resident_blocks,
-                                     AttentionPlan* plan);
-cudaError_t check_paged_metadata_fp8(const MetadataCheck& check, MetadataReport* report,
-                                     cudaStream_t stream);
+// Whether these kernels serve caches of `type`: fp8 caches need kernels built for SM89+.
+bool supports_cache_type(CacheType type);
 
-// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h). The
-// attention_fp8 family's table has the same fields and signatures, so one binding code serves
-// both.
+// The launch functions above, as the bindings reach them (see ops/common/kernel_table.h).
 #define FDOPS_ATTENTION_KERNELS(X)                  \
+  X(supports_cache, supports_cache_type)            \
   X(paged_kv_append, launch_paged_kv_append)        \
   X(paged_attention, launch_paged_attention)        \
   X(plan_attention, plan_paged_attention)           \
@@ -179,12 +172,3 @@ cudaError_t check_paged_metadata_fp8(const MetadataCheck& check, MetadataReport*
 FDOPS_KERNEL_TABLE(FDOPS_ATTENTION_KERNELS)
 
 }  // namespace fdops::attention
-
-namespace fdops::attention_fp8 {
-using KernelTable = attention::KernelTable;
-#define FDOPS_ATTENTION_FP8_KERNELS(X)                                    \
-  X(paged_kv_append, ::fdops::attention::launch_paged_kv_append_fp8)      \
-  X(paged_attention, ::fdops::attention::launch_paged_attention_fp8)      \
-  X(plan_attention, ::fdops::attention::plan_paged_attention_fp8)         \
-  X(check_metadata, ::fdops::attention::check_paged_metadata_fp8)
-}  // namespace fdops::attention_fp8

@@ -31,8 +31,7 @@ def _family_modules() -> list[str]:
 
     A family module names its family in a line ``FAMILY = "<its own module name>"`` (what it
     passes to the loader). The files are read, not imported, so that importing the package stays
-    cheap and free of side effects; a family whose ops another module serves (``attention_fp8``,
-    served by ``attention``) has no file of its own and is not listed.
+    cheap and free of side effects.
     """
     found = []
     for path in sorted(_PACKAGE_DIR.glob("*.py")):

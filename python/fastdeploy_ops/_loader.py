@@ -39,19 +39,21 @@ def load_module() -> ModuleType:
         ) from exc
 
 
-def kernel_plan(manifest: Manifest, family: Family, device_sm: int | None, forced: bool) -> str:
-    """Where ``family``'s kernels come from: ``"builtin"``, ``"jit"`` or ``"unavailable"``.
+def kernel_plan(manifest: Manifest, family: Family, device_sm: int | None, forced: bool,
+                group: str | None = None) -> str:
+    """Where ``family``'s kernels (with ``group``: those of that instantiation group) come
+    from: ``"builtin"``, ``"jit"`` or ``"unavailable"``.
 
     Ahead-of-time kernels that run natively (module of the device's major version) are used
-    as they are. A family the module skipped, or one the module only reaches through PTX, is
-    JIT-compiled for the device's SM, unless the GPU is below the family's minimum SM. With
+    as they are. A family (or group) the module skipped, or one the module only reaches through
+    PTX, is JIT-compiled for the device's SM, unless the GPU is below its minimum SM. With
     ``FASTDEPLOY_OPS_SM`` (tests rely on the forced module's exact content) or without a GPU
     the module is used as it is.
     """
-    present = family.name in manifest.families
+    present = manifest.lacks(family.name, group) is None
     if forced or device_sm is None:
         return "builtin" if present else "unavailable"
-    if family.min_sm > device_sm:
+    if family.required_sm(group) > device_sm:
         return "unavailable"
     if present and manifest.sm // 10 == device_sm // 10:
         return "builtin"
@@ -90,8 +92,9 @@ def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str,
 
 
 @functools.cache
-def get_op(family: str, op: str) -> Callable[..., None]:
-    """The compiled function ``op`` of ``family`` from the loaded module.
+def get_op(family: str, op: str, group: str | None = None) -> Callable[..., None]:
+    """The compiled function ``op`` of ``family`` from the loaded module; with ``group``
+    (``"cache=fp8"``), only if the kernels of that instantiation group are there too.
 
     This is the one place where family modules find their kernels; the result is cached per op,
     so after the first call (which may JIT-compile the family, see :func:`kernel_plan`) it
@@ -99,8 +102,8 @@ def get_op(family: str, op: str) -> Callable[..., None]:
 
     Raises:
         DeviceUnavailableError: no usable module (no GPU, no driver, nothing fits, import failed).
-        OpUnavailableError: the loaded module has no kernels of ``family`` for this GPU and
-            none can be JIT-compiled.
+        OpUnavailableError: the loaded module has no kernels of ``family`` (or ``group``) for
+            this GPU and none can be JIT-compiled.
     """
     chosen = _selection.selection()
     manifest = chosen.manifest
@@ -108,18 +111,18 @@ def get_op(family: str, op: str) -> Callable[..., None]:
         raise DeviceUnavailableError(op, chosen.reason)
     declared = manifest.families.get(family) or manifest.skipped.get(family)
     if declared is None or op not in declared.ops:
-        raise _unavailable(chosen, manifest, family, op)
-    plan = kernel_plan(manifest, declared, chosen.device.sm, chosen.forced_sm is not None)
+        raise _unavailable(chosen, manifest, family, op, group)
+    plan = kernel_plan(manifest, declared, chosen.device.sm, chosen.forced_sm is not None, group)
     if plan == "unavailable":
-        raise _unavailable(chosen, manifest, family, op)
+        raise _unavailable(chosen, manifest, family, op, group)
     try:
         module = load_module()
     except DeviceUnavailableError as exc:
         raise DeviceUnavailableError(op, exc.reason) from exc
     if plan == "jit":
         problem = _jit_problem(family, chosen.device.sm)
-        if problem is not None and family in manifest.skipped:
-            raise _unavailable(chosen, manifest, family, op, jit_problem=problem)
+        if problem is not None and manifest.lacks(family, group) is not None:
+            raise _unavailable(chosen, manifest, family, op, group, jit_problem=problem)
         if problem is not None:
             _warn_ptx(manifest.module, family, problem)
     return getattr(module, op)
@@ -158,20 +161,20 @@ def _warn_ptx(module: str, family: str, problem: str) -> None:
 
 
 def _unavailable(chosen: Selection, manifest: Manifest, family: str, op: str,
-                 jit_problem: str | None = None) -> OpUnavailableError:
-    having = sorted(sm for sm, m in chosen.manifests.items() if family in m.families)
+                 group: str | None = None, jit_problem: str | None = None) -> OpUnavailableError:
+    having = sorted(sm for sm, m in chosen.manifests.items() if m.lacks(family, group) is None)
     declared = [
         m.families.get(family) or m.skipped.get(family) for m in chosen.manifests.values()
     ]
-    required = min((f.min_sm for f in declared if f is not None), default=None)
-    skipped = manifest.skipped.get(family)
+    required = min((f.required_sm(group) for f in declared if f is not None), default=None)
+    lacking = manifest.lacks(family, group)
     return OpUnavailableError(
         op,
-        family,
+        family if group is None else f"{family} ({group})",
         required_sm=required,
         module_sm=manifest.sm,
         device_sm=chosen.device.sm,
-        reason=skipped.reason if skipped else None,
+        reason=lacking if family in manifest.skipped or group is not None else None,
         alternatives=having,
         forced=chosen.forced_sm is not None,
         jit_problem=jit_problem,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ __all__ = [
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The layout of manifest_smNN.json and jit/families.json; the build writes the same number
 # (tools/ops/schema.bzl), and a reader refuses any other.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MANIFEST_GLOB = "manifest_sm*.json"
 
 
@@ -40,12 +40,19 @@ def check_schema(data: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Family:
-    """A kernel family in a manifest: its minimum SM, its ops, and why it was skipped (if so)."""
+    """A kernel family in a manifest: its minimum SM, its ops, why it was skipped (if so), and
+    the lowest SM of its instantiation groups that need more than ``min_sm`` (``{"cache=fp8":
+    89}``: a module below 89 has the family without those groups)."""
 
     name: str
     min_sm: int
     ops: tuple[str, ...]
     reason: str | None = None
+    group_min_sm: Mapping[str, int] = field(default_factory=dict)
+
+    def required_sm(self, group: str | None = None) -> int:
+        """The lowest SM that runs the family (with ``group``: that instantiation group)."""
+        return max(self.min_sm, self.group_min_sm.get(group, 0) if group else 0)
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,24 @@ class Manifest:
         """Sorted names of the ops this module contains."""
         return sorted(op for family in self.families.values() for op in family.ops)
 
+    def lacks(self, family: str, group: str | None = None) -> str | None:
+        """Why this module has no kernels of ``family`` (with ``group``, e.g. ``"cache=fp8"``:
+        of that instantiation group), or ``None`` if it has them."""
+        if family in self.skipped:
+            return self.skipped[family].reason
+        if family not in self.families:
+            return f"no family '{family}' in {self.module}"
+        required = self.families[family].required_sm(group)
+        if self.sm < required:
+            return f"{family} with {group} requires SM{required}+, this module is sm{self.sm}"
+        return None
+
 
 def _parse_family(name: str, entry: Mapping[str, Any], skipped: bool) -> Family:
     reason = str(entry["reason"]) if skipped else None
-    return Family(name, int(entry["min_sm"]), tuple(str(op) for op in entry["ops"]), reason)
+    groups = {str(k): int(v) for k, v in entry["group_min_sm"].items()}
+    return Family(name, int(entry["min_sm"]), tuple(str(op) for op in entry["ops"]), reason,
+                  groups)
 
 
 def parse_manifest(data: Mapping[str, Any]) -> Manifest:

@@ -1,4 +1,4 @@
-"""Paged attention (family ``attention``, SM80+; fp8 caches: family ``attention_fp8``, SM89+).
+"""Paged attention (family ``attention``, SM80+; fp8 caches SM89+).
 
 The KV cache is paged: ``key_cache`` and ``value_cache`` are ``[num_blocks, kv_heads,
 block_size, head_dim]``; position ``p`` of sequence ``b`` is row ``p % block_size`` of block
@@ -39,8 +39,9 @@ __all__ = [
 ]
 
 FAMILY = "attention"
-FP8_FAMILY = "attention_fp8"
 _FP8 = "float8_e4m3fn"
+# The instantiation group of fp8 caches: modules below its minimum SM have the family without it.
+_FP8_GROUP = "cache=fp8"
 
 
 def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor):
@@ -51,7 +52,7 @@ def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor):
                 f"{op}: argument 'value_cache' must have the dtype of 'key_cache' "
                 f"({dtype_name(key_cache)}), got {dtype_name(value_cache)}"
             )
-        kernel = get_op(FP8_FAMILY, op + "_fp8")
+        kernel = get_op(FAMILY, op, _FP8_GROUP)
         return kernel, float8_bytes(key_cache), float8_bytes(value_cache)
     return get_op(FAMILY, op), key_cache, value_cache
 
@@ -278,8 +279,7 @@ def paged_attention_plan(
         ValueError: no kernel serves these shapes (a bug: every accepted shape has one).
     """
     op = "paged_attention_plan"
-    fp8 = cache == _FP8
-    kernel = get_op(FP8_FAMILY if fp8 else FAMILY, op + ("_fp8" if fp8 else ""))
+    kernel = get_op(FAMILY, op, _FP8_GROUP if cache == _FP8 else None)
     rows = batch if query_tokens is None else query_tokens
     plan = kernel(dtype, cache, num_heads, kv_heads, head_dim, block_size, max_blocks_per_seq,
                   rows, batch, query_tokens is not None, _max_seq_len(op, max_seq_len),

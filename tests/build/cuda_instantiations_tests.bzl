@@ -6,23 +6,27 @@ load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 _DTYPES = ["bf16", "fp16"]
 _HEAD_DIMS = ["64", "128", "256"]
 
-def _attention_groups(caches):
-    """(file name, group description) of every group, in the order the rule must declare them:
-    the axes' Cartesian product in declaration order (dtype, cache, head_dim), last fastest."""
+# The lowest SM of each cache type's groups (fp8: the e4m3 conversions).
+_CACHE_MIN_SM = {"c16": 80, "int8": 80, "fp8": 89}
+
+def _attention_groups():
+    """(file name, group description, lowest SM) of every group, in the order the rule must
+    declare them: the axes' Cartesian product in declaration order (dtype, cache, head_dim),
+    last fastest."""
     return [
         (
             "paged_attention_{}_{}_hd{}.cu".format(dtype, cache, head_dim),
             "dtype={}, cache={}, head_dim={}".format(dtype, cache, head_dim),
+            _CACHE_MIN_SM[cache],
         )
         for dtype in _DTYPES
-        for cache in caches
+        for cache in ["c16", "int8", "fp8"]
         for head_dim in _HEAD_DIMS
     ]
 
-# ops_family target -> its min_sm and groups (12 and 6).
+# ops_family target -> its groups (18: 12 from SM80, 6 fp8 ones from SM89).
 _FAMILIES = {
-    "//ops/attention": struct(min_sm = 80, groups = _attention_groups(["c16", "int8"])),
-    "//ops/attention:attention_fp8": struct(min_sm = 89, groups = _attention_groups(["fp8"])),
+    "//ops/attention": struct(groups = _attention_groups()),
 }
 
 _SMS = ["70", "80", "89", "90"]
@@ -65,7 +69,7 @@ def _group_compiles_test_impl(ctx):
             generated.append(_basename(source))
         gencode = "-gencode=arch=compute_{0},code=[sm_{0},compute_{0}]".format(sm)
         asserts.true(env, gencode in action.argv, "{} is not compiled for sm{}".format(source, sm))
-    expected = ctx.attr.groups if int(sm) >= ctx.attr.min_sm else []
+    expected = [g for g, m in zip(ctx.attr.groups, ctx.attr.min_sms) if int(sm) >= m]
     asserts.equals(env, expected, generated, "generated sources compiled for sm" + sm)
     return analysistest.end(env)
 
@@ -74,7 +78,7 @@ def _group_compiles_test(sm):
         _group_compiles_test_impl,
         attrs = {
             "groups": attr.string_list(doc = "File names of the groups, in order."),
-            "min_sm": attr.int(),
+            "min_sms": attr.int_list(doc = "The lowest SM of each group."),
             "sm": attr.string(default = sm),
         },
         # A Label: as a string it would resolve in skylib, where the transition is defined.
@@ -147,8 +151,8 @@ def cuda_instantiations_tests(name):
         generated_files_test(
             name = tests[-1],
             target_under_test = family,
-            files = [file for file, _ in f.groups],
-            group_descriptions = [group for _, group in f.groups],
+            files = [file for file, _, _ in f.groups],
+            group_descriptions = [group for _, group, _ in f.groups],
             template = "ops/attention/paged_attention_group.cu.in",
         )
         for sm in _SMS:
@@ -156,13 +160,14 @@ def cuda_instantiations_tests(name):
             _GROUP_COMPILES_TESTS[sm](
                 name = tests[-1],
                 target_under_test = family,
-                groups = [file for file, _ in f.groups],
-                min_sm = f.min_sm,
+                groups = [file for file, _, _ in f.groups],
+                min_sms = [min_sm for _, _, min_sm in f.groups],
             )
     fixture = "//tests/build/instantiation_fixture:"
     for target, message in [
         ("axis_missing_from_out", "`out` must contain {width} so every group has its own file"),
         ("duplicate_values", "axis 'factor' must list distinct values, got [\"1\", \"2\", \"1\"]"),
+        ("min_sm_of_unknown_value", "min_sm key 'factor=3' is not 'axis=value' of an axis value"),
     ]:
         tests.append("{}_{}_test".format(name, target))
         analysis_failure_test(

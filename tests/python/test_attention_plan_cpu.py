@@ -10,7 +10,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fastdeploy_ops import attention
+from fastdeploy_ops import _loader, attention
+from fastdeploy_ops.errors import OpUnavailableError
 
 HEAD_DIMS = (64, 128, 256)
 # Blocks the device runs at once: none known, one SM, an A100 (108 SMs x 2) and an H100's
@@ -176,6 +177,28 @@ CASES: dict[str, tuple[type[Exception], str, str, Callable[[], object]]] = {
     "plan-rows": (ValueError, "paged_attention_plan", "rows",
                   lambda: plan(8, 4, 128, batch=2, query_tokens=0)),
 }
+
+
+@pytest.mark.usefixtures("sm80")
+def test_fp8_caches_need_sm89_kernels(rejects: Callable[..., str]) -> None:
+    """The sm80 module has the attention family without its fp8 groups: the package says so
+    before calling the binding, and the binding itself refuses before any launch."""
+    with pytest.raises(OpUnavailableError, match=r"^paged_attention_plan is not available: "
+                       r"family 'attention \(cache=fp8\)' requires SM89\+.*"
+                       r"attention with cache=fp8 requires SM89\+, this module is sm80"):
+        plan(8, 1, 128, cache="float8_e4m3fn")
+    module = _loader.load_module()
+    fp8_bytes = np.zeros((4, 2, 16, 128), np.uint8)
+    message = rejects(ValueError, "paged_decode_attention", "key_cache",
+                      lambda: module.paged_decode_attention(
+                          np.zeros((2, 4, 128), np.float16), np.zeros((2, 4, 128), np.float16),
+                          fp8_bytes, fp8_bytes, np.zeros((2, 3), np.int32), np.ones(2, np.int32),
+                          np.ones(2, F32), np.ones(2, F32), 1.0, 0, False, 0))
+    assert "SM89" in message and "float8_e4m3fn" in message
+    message = rejects(ValueError, "paged_attention_plan", "cache",
+                      lambda: module.paged_attention_plan("bfloat16", "float8_e4m3fn", 8, 1, 128,
+                                                          16, 64, 1, 1, False, 0, 264))
+    assert "SM89" in message
 
 
 @pytest.mark.usefixtures("sm80")

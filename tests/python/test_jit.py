@@ -72,7 +72,8 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespa
         "sources_dir": "sources",
         "families": {"demo": {"min_sm": 70, "ops": ["demo_op"],
                               "sources": ["ops/demo/a.cu", "ops/demo/b.cu"],
-                              "headers": ["ops/demo/demo.h"], "nvcc_flags": ["-O3"]}},
+                              "headers": ["ops/demo/demo.h"], "nvcc_flags": ["-O3"],
+                              "source_min_sm": {}, "group_min_sm": {}}},
     }))
     return types.SimpleNamespace(
         nvcc=nvcc, log=log, root=root, cache=tmp_path / "cache",
@@ -191,6 +192,18 @@ def test_compiles_once_then_loads_from_the_cache(fake: types.SimpleNamespace) ->
     assert len(fake.calls("compile")) == 2
     meta = first.entry.metadata()
     assert meta["inputs"]["sm"] == 80 and meta["ops"] == ["demo_op"]
+
+
+def test_sources_above_the_sm_are_left_out(fake: types.SimpleNamespace) -> None:
+    """A source marked with a higher SM (an fp8 instantiation group) is compiled only for it."""
+    description = fake.root / "families.json"
+    data = json.loads(description.read_text())
+    data["families"]["demo"]["source_min_sm"] = {"ops/demo/b.cu": 89}
+    description.write_text(json.dumps(data))
+    build(fake, sm=80)
+    assert [("a.cu" in c, "b.cu" in c) for c in fake.calls("compile")] == [(True, False)]
+    build(fake, sm=89)
+    assert sum("b.cu" in c for c in fake.calls("compile")) == 1
 
 
 def test_entries_appear_whole_or_not_at_all(fake: types.SimpleNamespace,
@@ -375,6 +388,32 @@ def test_kernel_plan(module_sm: int, device_sm: int | None, forced: bool, min_sm
     f = family("fam", min_sm, skipped=not present)
     m = manifest(module_sm, [f] if present else [], [] if present else [f])
     assert _loader.kernel_plan(m, f, device_sm, forced) == expected
+
+
+@pytest.mark.parametrize(
+    ("module_sm", "device_sm", "forced", "expected"),
+    [
+        (90, 90, False, "builtin"),      # the module has the group
+        (80, 89, False, "jit"),          # same major, but the module lacks the group
+        (80, 86, False, "unavailable"),  # the GPU cannot run the group
+        (80, 90, True, "unavailable"),   # forced: the module as it is
+        (80, None, False, "unavailable"),
+        (90, None, False, "builtin"),
+    ],
+)
+def test_kernel_plan_of_a_group(module_sm: int, device_sm: int | None, forced: bool,
+                                expected: str) -> None:
+    """A family present from SM80 whose fp8 group needs SM89: the plan of a call that needs the
+    group; calls that do not need it use the family as it is."""
+    f = _manifest.Family("fam", 80, ("fam_op",), None, {"cache=fp8": 89})
+    m = manifest(module_sm, [f], [])
+    assert _loader.kernel_plan(m, f, device_sm, forced, "cache=fp8") == expected
+    lacking = m.lacks("fam", "cache=fp8")
+    assert (lacking is None) == (module_sm >= 89)
+    if lacking:
+        assert lacking == f"fam with cache=fp8 requires SM89+, this module is sm{module_sm}"
+    if device_sm is not None and device_sm // 10 == module_sm // 10 and not forced:
+        assert _loader.kernel_plan(m, f, device_sm, forced) == "builtin"
 
 
 class FakeModule:

@@ -99,10 +99,10 @@ def test_parse_forced_sm_rejects_garbage(value: str) -> None:
         _selection.parse_forced_sm(value)
 
 
-ROUTING = {"min_sm": 70, "ops": ["noaux_tc", "grouped_topk"]}
+ROUTING = {"min_sm": 70, "ops": ["noaux_tc", "grouped_topk"], "group_min_sm": {}}
 # Synthetic manifests of a wheel whose activation family is gated at SM75 (the real one is
 # SM70+; //tests/gating pins the gating of a real build): the loader logic does not care.
-ACTIVATION = {"min_sm": 75, "ops": ["gelu_tanh"]}
+ACTIVATION = {"min_sm": 75, "ops": ["gelu_tanh"], "group_min_sm": {}}
 
 
 def manifest_json(sm: int, with_activation: bool) -> dict[str, object]:

@@ -20,9 +20,11 @@ def raw(package_dir: Path, sm: int) -> dict:
 
 
 def declarations(package_dir: Path) -> dict[str, dict]:
-    """Family -> {"min_sm", "ops"} as its ops_family declares them (jit/families.json)."""
+    """Family -> {"min_sm", "ops", "group_min_sm"} as its ops_family declares them
+    (jit/families.json)."""
     families = json.loads((package_dir / "jit" / "families.json").read_text())["families"]
-    return {name: {"min_sm": f["min_sm"], "ops": f["ops"]} for name, f in families.items()}
+    return {name: {key: f[key] for key in ("min_sm", "ops", "group_min_sm")}
+            for name, f in families.items()}
 
 
 @pytest.mark.parametrize("sm", [70, 80])

@@ -21,8 +21,11 @@ SMS = (70, 80, 89, 90)  # the sms of //tests/python:manifests_all_sms
 # that a declaration lowered below what its kernels need fails.
 REQUIRED_SM = {
     "attention": 80,  # tensor-core kernels: mma.sync on bf16/fp16 and cp.async (SM80+)
-    "attention_fp8": 89,  # e4m3 caches: the hardware e4m3 conversions (SM89+)
     "quantization": 89,  # rounds to e4m3 with cvt.rn.satfinite.e4m3x2 (SM89+)
+}
+# Instantiation groups that need more than their family.
+REQUIRED_GROUP_SM = {
+    ("attention", "cache=fp8"): 89,  # e4m3 caches: the hardware e4m3 conversions (SM89+)
 }
 
 
@@ -33,10 +36,14 @@ def manifests() -> dict[int, dict]:
 
 
 def declarations() -> dict[str, dict]:
-    """Family -> {"min_sm", "ops"} as its ops_family declares them."""
+    """Family -> {"min_sm", "ops", "group_min_sm"} as its ops_family declares them."""
+    return {name: {key: f[key] for key in ("min_sm", "ops", "group_min_sm")}
+            for name, f in families_json()["families"].items()}
+
+
+def families_json() -> dict:
     (path,) = [Path(p) for p in os.environ["JIT_FILES"].split() if p.endswith("/families.json")]
-    families = json.loads(path.read_text())["families"]
-    return {name: {"min_sm": f["min_sm"], "ops": f["ops"]} for name, f in families.items()}
+    return json.loads(path.read_text())
 
 
 def test_one_manifest_per_sm() -> None:
@@ -63,11 +70,21 @@ def test_families_declare_what_their_hardware_requires(family: str) -> None:
     assert declarations()[family]["min_sm"] == REQUIRED_SM[family]
 
 
+@pytest.mark.parametrize("family, group", sorted(REQUIRED_GROUP_SM))
+def test_groups_declare_what_their_hardware_requires(family: str, group: str) -> None:
+    sm = REQUIRED_GROUP_SM[family, group]
+    assert declarations()[family]["group_min_sm"] == {group: sm}
+    # The JIT builds those groups' sources only for such SMs: every one of them is marked.
+    value = group.partition("=")[2]
+    entry = families_json()["families"][family]
+    marked = {path for path, min_sm in entry["source_min_sm"].items() if min_sm == sm}
+    assert marked == {path for path in entry["sources"] if f"_{value}_" in path.rpartition("/")[2]}
+    assert len(marked) == 6  # 2 dtypes x 3 head dims
+
+
 # The reasons users read, spelled out once (the tests above derive them).
 @pytest.mark.parametrize("sm, family, reason", [
     (70, "attention", "requires SM80+, this module is sm70"),
-    (70, "attention_fp8", "requires SM89+, this module is sm70"),
-    (80, "attention_fp8", "requires SM89+, this module is sm80"),
     (80, "quantization", "requires SM89+, this module is sm80"),
 ])
 def test_skip_reasons(sm: int, family: str, reason: str) -> None:

@@ -66,12 +66,17 @@ def _manifest(ctx, sm, module, infos, toolkit):
         "sm": int(sm),
         "package_version": ctx.attr.package_version,
         "families": {
-            i.name: {"min_sm": i.min_sm, "ops": i.ops}
+            i.name: {"min_sm": i.min_sm, "ops": i.ops, "group_min_sm": i.group_min_sm}
             for i in infos
             if not i.skipped_reason
         },
         "skipped": {
-            i.name: {"min_sm": i.min_sm, "ops": i.ops, "reason": i.skipped_reason}
+            i.name: {
+                "min_sm": i.min_sm,
+                "ops": i.ops,
+                "group_min_sm": i.group_min_sm,
+                "reason": i.skipped_reason,
+            }
             for i in infos
             if i.skipped_reason
         },

@@ -8,6 +8,7 @@ def _ops_family_impl(ctx):
     skipped_reason = None
     if arch and arch < ctx.attr.min_sm:
         skipped_reason = "requires SM{}+, this module is sm{}".format(ctx.attr.min_sm, arch)
+    sources = ctx.attr.kernels[CudaSourcesInfo]
     return [
         FamilyInfo(
             name = ctx.attr.family,
@@ -15,6 +16,7 @@ def _ops_family_impl(ctx):
             ops = ctx.attr.ops,
             arch = arch,
             skipped_reason = skipped_reason,
+            group_min_sm = sources.group_min_sm,
             kernels = ctx.attr.kernels[CcInfo],
             nvcc_time = ctx.attr.kernels[OutputGroupInfo].nvcc_time,
         ),
@@ -26,7 +28,7 @@ def _ops_family_impl(ctx):
             name = ctx.attr.family,
             min_sm = ctx.attr.min_sm,
             ops = ctx.attr.ops,
-            sources = ctx.attr.kernels[CudaSourcesInfo],
+            sources = sources,
         ),
     ]
 

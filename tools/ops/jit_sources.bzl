@@ -32,6 +32,8 @@ def _jit_sources_impl(ctx):
             "min_sm": info.min_sm,
             "ops": info.ops,
             "sources": sorted([f.short_path for f in info.sources.srcs]),
+            "source_min_sm": info.sources.min_sm,
+            "group_min_sm": info.sources.group_min_sm,
             "headers": sorted([f.short_path for f in headers]),
             "nvcc_flags": NVCC_FLAGS + info.sources.copts,
         }
@@ -54,8 +56,8 @@ jit_sources = rule(
     doc = """Ships every family's kernel sources under `<package_dir>/jit/sources/` (with the
 headers they include, at their repository paths, so that folder is the include root) and
 `<package_dir>/jit/families.json`: the schema version, the JIT's -gencode pattern, and per family
-its min_sm, ops, sources, headers and nvcc flags (the ahead-of-time build's NVCC_FLAGS plus the
-family's copts).""",
+its min_sm, ops, sources (and the lowest SM of those above the family's), headers and nvcc flags
+(the ahead-of-time build's NVCC_FLAGS plus the family's copts).""",
     attrs = {
         "families": attr.label_list(providers = [FamilySourcesInfo]),
         "package_dir": attr.string(default = "fastdeploy_ops"),

@@ -8,6 +8,7 @@ FamilyInfo = provider(
         "ops": "Names of the ops the family's binding registers.",
         "arch": "The SM of this configuration, as an int (0 when built outside the transition).",
         "skipped_reason": "Why the family is absent from this SM's module, or None if it is present.",
+        "group_min_sm": "dict: `axis=value` of instantiation groups above min_sm -> their lowest SM.",
         "kernels": "CcInfo of the family's device code for this SM (empty when skipped).",
         "nvcc_time": "depset of the kernels' nvcc --time CSV files (empty unless --//cuda:nvcc_time).",
     },

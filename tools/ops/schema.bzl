@@ -2,4 +2,4 @@
 `manifest_smNN.json` and `jit/families.json`. fastdeploy_ops._manifest.SCHEMA_VERSION is the
 number the package reads; bump both together when a field changes meaning or goes away."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3

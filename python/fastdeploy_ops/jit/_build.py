@@ -56,7 +56,7 @@ def _estimate(cache: Path, family: FamilySources, workers: int) -> float:
                 return float(entry.metadata()["seconds"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-    rounds = -(-len(family.sources) // max(workers, 1))
+    rounds = -(-len(family.sources) // max(workers, 1))  # an upper bound: all SMs' sources
     return _SECONDS_PER_SOURCE * rounds
 
 
@@ -71,11 +71,12 @@ def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compile
     """Compile each source into ``work`` (in parallel) and link ``library``; returns
     (ok, log text)."""
     nvcc = str(compiler.nvcc)
-    objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(family.sources)]
+    sources = family.sources_for(sm)
+    objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(sources)]
     commands = [
         [nvcc, *family.nvcc_flags, tree.gencode(sm), "-I", str(tree.root), "-c",
          str(tree.root / src), "-o", str(obj)]
-        for src, obj in zip(family.sources, objects)
+        for src, obj in zip(sources, objects)
     ]
     logs: list[list[str]] = [[] for _ in commands]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -152,12 +153,12 @@ def _build_locked(tree: SourceTree, sources: FamilySources, sm: int, compiler: C
         replaced = None if problem == "absent" else problem
         if replaced:
             entry.remove()
-        workers = max(1, min(len(sources.sources), os.cpu_count() or 1))
+        workers = max(1, min(len(sources.sources_for(sm)), os.cpu_count() or 1))
         if not quiet:
             estimate = _estimate(cache, sources, workers)
             fixed = f", replacing a broken cache entry ({replaced})" if replaced else ""
             print(f"fastdeploy_ops: compiling the '{family}' kernels for sm_{sm} with nvcc "
-                  f"{compiler.version} ({compiler.nvcc}): {len(sources.sources)} sources, about "
+                  f"{compiler.version} ({compiler.nvcc}): {len(sources.sources_for(sm))} sources, about "
                   f"{estimate:.0f} s, once; later runs load them from {cache}{fixed}",
                   file=sys.stderr, flush=True)
         # Objects go to a private folder of the cache; only the finished entry is renamed out.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._manifest import check_schema
@@ -25,6 +25,11 @@ class FamilySources:
     sources: tuple[str, ...]
     headers: tuple[str, ...]
     nvcc_flags: tuple[str, ...]
+    source_min_sm: Mapping[str, int] = field(default_factory=dict)
+
+    def sources_for(self, sm: int) -> tuple[str, ...]:
+        """The sources a library for ``sm`` compiles: those whose lowest SM allows it."""
+        return tuple(s for s in self.sources if self.source_min_sm.get(s, 0) <= sm)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ def load_sources(jit_dir: Path = JIT_DIR) -> SourceTree:
         families = {
             name: FamilySources(
                 name, int(f["min_sm"]), tuple(f["ops"]), tuple(f["sources"]),
-                tuple(f["headers"]), tuple(f["nvcc_flags"]))
+                tuple(f["headers"]), tuple(f["nvcc_flags"]),
+                {str(k): int(v) for k, v in f["source_min_sm"].items()})
             for name, f in data["families"].items()
         }
         return SourceTree(jit_dir / data["sources_dir"], str(data["package_version"]),

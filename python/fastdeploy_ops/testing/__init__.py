@@ -70,13 +70,19 @@ def requires_sm(sm: int) -> pytest.MarkDecorator:
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
-def requires_op(op: str) -> pytest.MarkDecorator:
-    """Skip unless the loaded module provides ``op``; the reason quotes the manifest."""
+def requires_op(op: str, group: str | None = None) -> pytest.MarkDecorator:
+    """Skip unless the loaded module provides ``op`` (with ``group``, e.g. ``"cache=fp8"``: the
+    kernels of that instantiation group of the op's family too); the reason quotes the
+    manifest."""
     reason = gpu_skip_reason()
     manifest = _selection.selection().manifest
-    if reason is None and manifest is not None and op not in available_ops():
-        skipped = [f"{name}: {f.reason}" for name, f in manifest.skipped.items() if op in f.ops]
-        reason = f"{op} is not in {manifest.module}" + (f" ({skipped[0]})" if skipped else "")
+    if reason is None and manifest is not None:
+        families = [name for name, f in {**manifest.families, **manifest.skipped}.items()
+                    if op in f.ops]
+        lacking = manifest.lacks(families[0], group) if families else f"no family has {op}"
+        if lacking is not None or op not in available_ops():
+            what = op if group is None else f"{op} with {group}"
+            reason = f"{what} is not in {manifest.module} ({lacking})"
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 

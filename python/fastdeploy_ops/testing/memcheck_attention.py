@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .. import attention
-from .._info import available_ops
+from .. import _selection
 
 _BLOCK_SIZE = 16
 _SCALE = 0.02
@@ -88,7 +88,8 @@ def _run(dtype: torch.dtype, head_dim: int, lengths: list[int], heads: int, kv_h
 def main() -> None:
     torch.manual_seed(0)
     dtypes = [torch.bfloat16, torch.int8]
-    if "paged_decode_attention_fp8" in available_ops():
+    manifest = _selection.selection().manifest
+    if manifest is not None and manifest.lacks(attention.FAMILY, "cache=fp8") is None:
         dtypes.append(torch.float8_e4m3fn)
     for dtype in dtypes:
         for head_dim in _HEAD_DIMS:
