@@ -539,6 +539,6 @@ def test_attention_unavailable_below_sm80(tensor_lib: TensorLib) -> None:
 def test_fp8_cache_unavailable_below_sm89(tensor_lib: TensorLib) -> None:
     c = make_cache(tensor_lib, rng_for("sm80"), lens=[3], kv_heads=1, head_dim=64,
                    block_size=16, cache="float8_e4m3fn", dtype="bfloat16")
-    with pytest.raises(OpUnavailableError, match=r"paged_decode_attention.*attention \(cache=fp8\)"
-                       r" requires SM89"):
+    with pytest.raises(OpUnavailableError,
+                       match=r"paged_decode_attention.*'attention \(cache=fp8\)' requires SM89"):
         decode(tensor_lib, c, np.ones((1, 1, 64), F32), [3])
