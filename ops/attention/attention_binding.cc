@@ -19,14 +19,7 @@ namespace fdops::attention {
 namespace {
 
 namespace nb = nanobind;
-using binding::check_arg;
-using binding::check_dtype;
-using binding::check_rank;
-using binding::check_shape;
-using binding::describe_shape;
-using binding::dim;
-using binding::NamedTensor;
-using binding::Tensor;
+using namespace binding;  // the shared checks, ops/common/binding.h
 
 // This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
 kernels::Family<KernelTable> family_kernels("attention");

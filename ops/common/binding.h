@@ -82,6 +82,10 @@ class DeviceGuard {
 // Raises RuntimeError naming the op if a launch returned an error.
 void check_launch(const char* op, cudaError_t status);
 
+// The floating-point dtypes most ops accept.
+inline constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kFloat16,
+                                                            DType::kBFloat16};
+
 inline cudaStream_t as_stream(std::uintptr_t handle) {
   return reinterpret_cast<cudaStream_t>(handle);
 }

@@ -13,23 +13,13 @@ namespace fdops {
 namespace {
 
 namespace nb = nanobind;
-using binding::check_arg;
-using binding::check_cuda_tensors;
-using binding::check_dtype;
-using binding::check_launch;
-using binding::check_rank;
-using binding::check_shape;
-using binding::dim;
-using binding::Tensor;
+using namespace binding;  // the shared checks, ops/common/binding.h
 using moe_routing::kMaxExperts;
 using moe_routing::kMaxGroups;
 using moe_routing::kMaxTopK;
 
 // This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
 kernels::Family<moe_routing::KernelTable> family_kernels("moe_routing");
-
-constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kFloat16,
-                                                     DType::kBFloat16};
 
 // A routing bias: fp32 with E elements, as [E] or [1, E].
 void check_bias(const char* op, const char* arg, const Tensor& bias, int64_t experts) {

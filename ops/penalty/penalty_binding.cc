@@ -10,20 +10,10 @@ namespace fdops {
 namespace {
 
 namespace nb = nanobind;
-using binding::check_arg;
-using binding::check_cuda_tensors;
-using binding::check_dtype;
-using binding::check_launch;
-using binding::check_rank;
-using binding::describe_shape;
-using binding::dim;
-using binding::Tensor;
+using namespace binding;  // the shared checks, ops/common/binding.h
 
 // This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
 kernels::Family<penalty::KernelTable> family_kernels("penalty");
-
-constexpr std::initializer_list<DType> kFloatTypes = {DType::kFloat32, DType::kFloat16,
-                                                     DType::kBFloat16};
 
 // A per-row tensor: `dtype`, shape [bs] or [bs, 1] (FastDeploy passes [bs, 1]).
 void check_per_row(const char* op, const char* arg, const Tensor& t, DType dtype, int64_t bs) {

@@ -17,15 +17,7 @@ namespace fdops {
 namespace {
 
 namespace nb = nanobind;
-using binding::check_arg;
-using binding::check_cuda_tensors;
-using binding::check_dtype;
-using binding::check_launch;
-using binding::check_rank;
-using binding::check_shape;
-using binding::describe_shape;
-using binding::dim;
-using binding::Tensor;
+using namespace binding;  // the shared checks, ops/common/binding.h
 
 // This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
 kernels::Family<preprocess::KernelTable> family_kernels("preprocess");

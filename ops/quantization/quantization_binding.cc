@@ -18,9 +18,7 @@ namespace fdops {
 namespace {
 
 namespace nb = nanobind;
-using binding::check_arg;
-using binding::dim;
-using binding::Tensor;
+using namespace binding;  // the shared checks, ops/common/binding.h
 
 // This family's kernels: linked into the module, or loaded by fastdeploy_ops.jit.
 kernels::Family<quantization::KernelTable> family_kernels("quantization");

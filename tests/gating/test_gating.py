@@ -50,7 +50,8 @@ def test_sm70_manifest_skips_gated_demo_with_the_reason() -> None:
     m = manifest(70)
     assert m["module"] == "_ops_sm70"
     assert m["skipped"]["gated_demo"] == {
-        "min_sm": 80, "ops": [OP], "reason": "requires SM80+, this module is sm70"}
+        "min_sm": 80, "ops": [OP], "group_min_sm": {},
+        "reason": "requires SM80+, this module is sm70"}
     assert "gated_demo" not in m["families"]
     # The shipped families next to it are all present (activation included: tanhf on sm70).
     assert {"activation", "moe_routing", "speculative"} <= set(m["families"])
@@ -59,7 +60,7 @@ def test_sm70_manifest_skips_gated_demo_with_the_reason() -> None:
 def test_sm80_manifest_holds_gated_demo() -> None:
     m = manifest(80)
     assert m["module"] == "_ops_sm80"
-    assert m["families"]["gated_demo"] == {"min_sm": 80, "ops": [OP]}
+    assert m["families"]["gated_demo"] == {"min_sm": 80, "ops": [OP], "group_min_sm": {}}
     assert "gated_demo" not in m["skipped"]
 
 
