@@ -30,7 +30,7 @@ def _check(ctx):
     for key, sm in ctx.attr.min_sm.items():
         axis, _, value = key.partition("=")
         if value not in ctx.attr.axes.get(axis, []):
-            fail("cuda_instantiations: min_sm key '{}' is not 'axis=value' of an axis value".format(key))
+            fail("cuda_instantiations: min_sm key '{}' names no axis value (expected 'axis=value')".format(key))
         if not sm.isdigit():
             fail("cuda_instantiations: min_sm['{}'] = '{}' is not an SM number".format(key, sm))
 
@@ -38,7 +38,7 @@ def _cuda_instantiations_impl(ctx):
     _check(ctx)
     arch = current_arch(ctx)
     outputs = []
-    raised = {}  # file short_path -> its group's min_sm, for the groups above every SM's
+    raised = {}  # short_path -> min_sm, of the files whose group has one
     for group in _groups(ctx.attr.axes):
         min_sm = _group_min_sm(ctx, group)
         if arch and arch < min_sm:

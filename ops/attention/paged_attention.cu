@@ -8,6 +8,9 @@
 // The groups of fp8 caches exist from SM89 (the hardware e4m3 conversions; `min_sm` of
 // attention_groups in BUILD.bazel says the same): the dispatch below serves them only when this
 // file is compiled for such an SM. Every nvcc action here targets exactly one SM.
+#ifndef __CUDA_ARCH_LIST__
+#error "nvcc 11.5+ is needed: the dispatch reads the target SM from __CUDA_ARCH_LIST__"
+#endif
 #if __CUDA_ARCH_LIST__ >= 890
 #define FDOPS_ATTENTION_FP8 1
 #else

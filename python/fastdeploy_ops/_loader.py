@@ -78,7 +78,10 @@ def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str,
         if origin not in ("", "builtin"):
             described[name] = f"JIT-compiled for sm_{device_sm}: {origin}"
         elif plan == "builtin":
-            described[name] = f"built into {manifest.module}"
+            lacking = [manifest.lacks(name, group) for group in family.group_min_sm]
+            without = "; ".join(reason for reason in lacking if reason)
+            described[name] = f"built into {manifest.module}" + (
+                f" (without: {without})" if without else "")
         elif plan == "unavailable":
             described[name] = f"unavailable ({family.reason or f'requires SM{family.min_sm}+'})"
         elif jit.enabled() and name not in _JIT_FAILED:

@@ -167,7 +167,7 @@ def cuda_instantiations_tests(name):
     for target, message in [
         ("axis_missing_from_out", "`out` must contain {width} so every group has its own file"),
         ("duplicate_values", "axis 'factor' must list distinct values, got [\"1\", \"2\", \"1\"]"),
-        ("min_sm_of_unknown_value", "min_sm key 'factor=3' is not 'axis=value' of an axis value"),
+        ("min_sm_of_unknown_value", "min_sm key 'factor=3' names no axis value (expected 'axis=value')"),
     ]:
         tests.append("{}_{}_test".format(name, target))
         analysis_failure_test(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+import fastdeploy_ops
 from fastdeploy_ops import _loader, attention
 from fastdeploy_ops.errors import OpUnavailableError
 
@@ -199,6 +200,9 @@ def test_fp8_caches_need_sm89_kernels(rejects: Callable[..., str]) -> None:
                       lambda: module.paged_attention_plan("bfloat16", "float8_e4m3fn", 8, 1, 128,
                                                           16, 64, 1, 1, False, 0, 264))
     assert "SM89" in message
+    assert fastdeploy_ops.info()["kernels"]["attention"] == (
+        "built into _ops_sm80 (without: attention with cache=fp8 requires SM89+, this module "
+        "is sm80)")
 
 
 @pytest.mark.usefixtures("sm80")
