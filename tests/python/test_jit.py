@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -310,10 +311,97 @@ def test_an_unusable_cache_is_a_jit_error(fake: types.SimpleNamespace) -> None:
         build(fake)
 
 
-def test_cache_folder_default_and_override(tmp_path: Path) -> None:
+def test_cache_folder_default_and_override(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     assert _cache.cache_dir({"FASTDEPLOY_OPS_CACHE": str(tmp_path)}) == tmp_path
     assert _cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/fastdeploy_ops/jit")
     assert _cache.cache_dir({}) == Path.home() / ".cache/fastdeploy_ops/jit"
+    # A relative setting is taken from the folder the process is in now, and stays put.
+    monkeypatch.chdir(tmp_path)
+    assert _cache.cache_dir({"FASTDEPLOY_OPS_CACHE": "jit-cache"}) == tmp_path / "jit-cache"
+    assert _cache.cache_dir({"FASTDEPLOY_OPS_CACHE": "~/c"}) == Path.home() / "c"
+    monkeypatch.setenv("FASTDEPLOY_OPS_CACHE", "jit-cache")
+    jit.process_cache_dir.cache_clear()
+    try:
+        first = jit.process_cache_dir()
+        monkeypatch.chdir(tmp_path.parent)
+        assert jit.process_cache_dir() == first == tmp_path / "jit-cache"
+    finally:
+        jit.process_cache_dir.cache_clear()
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, True), ("", True), ("1", True), ("ON", True), (" yes ", True), ("true", True),
+    ("0", False), ("off", False), ("No", False), ("FALSE", False)])
+def test_jit_switch_values(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                           expected: bool) -> None:
+    if value is None:
+        monkeypatch.delenv(jit.ENV_JIT, raising=False)
+    else:
+        monkeypatch.setenv(jit.ENV_JIT, value)
+    assert jit.enabled() is expected
+
+
+@pytest.mark.parametrize("value", ["2", "disable", "of", "enabled"])
+def test_an_unknown_jit_switch_is_an_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(jit.ENV_JIT, value)
+    with pytest.raises(ValueError, match=f"FASTDEPLOY_OPS_JIT='{value}': expected one of"):
+        jit.enabled()
+
+
+# Deadlines.
+
+def test_a_stuck_compiler_is_stopped(fake: types.SimpleNamespace,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_NVCC_SECONDS", "30")
+    monkeypatch.setenv(jit.ENV_TIMEOUT, "0.5")
+    start = time.monotonic()
+    with pytest.raises(jit.JitError, match="did not finish within 0.5 s, "
+                       "FASTDEPLOY_OPS_JIT_TIMEOUT") as raised:
+        build(fake)
+    assert time.monotonic() - start < 10
+    assert raised.value.log is not None and "did not finish" in raised.value.log.read_text()
+    assert not [p for p in fake.cache.iterdir() if p.name.startswith(".demo-")]  # no leftovers
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3"])
+def test_a_bad_deadline_is_an_error(fake: types.SimpleNamespace,
+                                    monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(jit.ENV_WAIT, value)
+    with pytest.raises(jit.JitError, match=f"FASTDEPLOY_OPS_JIT_WAIT='{value}' is not a number"):
+        build(fake)
+
+
+def test_a_lock_held_past_the_deadline_names_its_holder(
+        fake: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = fake.tree()
+    inputs = _cache.key_inputs("demo", 80, tree.package_version, tree.file_hashes("demo"),
+                               [*tree.families["demo"].nvcc_flags, tree.gencode(80)],
+                               fake.compiler.identity)
+    lock = _cache.entry_for(fake.cache, inputs).lock_path
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv(jit.ENV_WAIT, "0.5")
+        with pytest.raises(jit.JitError, match=rf"after waiting 0.5 s \(FASTDEPLOY_OPS_JIT_WAIT\)"
+                           rf" for process {holder.pid} compiling 'demo' for sm_80"):
+            build(fake)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert build(fake).compiled  # the lock died with its holder
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from fastdeploy_ops.jit._cache import locked
+with locked(Path(sys.argv[1]), note="compiling 'demo' for sm_80"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
 
 
 # Compiler discovery.

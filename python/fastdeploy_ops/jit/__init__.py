@@ -8,11 +8,16 @@ loads in place of its ahead-of-time kernels. Ahead-of-time kernels that run nati
 preferred.
 
 Environment:
-    ``FASTDEPLOY_OPS_JIT=0``: never compile (a missing family raises ``OpUnavailableError``).
+    ``FASTDEPLOY_OPS_JIT=0``: never compile (a missing family raises ``OpUnavailableError``);
+    only 1/0, true/false, yes/no and on/off are accepted.
     ``FASTDEPLOY_OPS_NVCC``: the nvcc to use (else ``CUDA_HOME``, ``CUDA_PATH``, ``PATH``,
     NVIDIA's pip packages, ``/usr/local/cuda``); nvcc's own ``NVCC_CCBIN`` picks its host
     compiler.
-    ``FASTDEPLOY_OPS_CACHE``: the cache folder (default ``~/.cache/fastdeploy_ops/jit``).
+    ``FASTDEPLOY_OPS_CACHE``: the cache folder (default ``~/.cache/fastdeploy_ops/jit``),
+    made absolute when first used.
+    ``FASTDEPLOY_OPS_JIT_TIMEOUT``: seconds one nvcc command may run (default 1800).
+    ``FASTDEPLOY_OPS_JIT_WAIT``: seconds to wait for another process compiling the same
+    kernels (default 3600); the error then names that process.
 
 Command line: ``python -m fastdeploy_ops.jit warmup|status|clear`` (see ``--help``).
 """
@@ -23,7 +28,7 @@ import functools
 import os
 from pathlib import Path
 
-from ._build import Build, JitError, build
+from ._build import ENV_TIMEOUT, ENV_WAIT, Build, JitError, build
 from ._cache import ENV_CACHE, Entry, cache_dir, entries
 from ._compiler import ENV_NVCC, Compiler, CompilerNotFoundError, find_compiler
 from ._sources import FamilySources, SourceTree, load_sources
@@ -32,6 +37,8 @@ __all__ = [
     "ENV_CACHE",
     "ENV_JIT",
     "ENV_NVCC",
+    "ENV_TIMEOUT",
+    "ENV_WAIT",
     "Build",
     "Compiler",
     "CompilerNotFoundError",
@@ -47,21 +54,44 @@ __all__ = [
     "find_compiler",
     "kernel_library",
     "load_sources",
+    "process_cache_dir",
     "sources",
 ]
 
 ENV_JIT = "FASTDEPLOY_OPS_JIT"
 
 
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
 def enabled() -> bool:
-    """False when ``FASTDEPLOY_OPS_JIT`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get(ENV_JIT, "1").strip().lower() not in ("0", "false", "no", "off")
+    """``FASTDEPLOY_OPS_JIT``: unset, empty or ``1``/``true``/``yes``/``on`` (any case) turn the
+    JIT on; ``0``/``false``/``no``/``off`` turn it off.
+
+    Raises:
+        ValueError: any other value (a typo must not silently mean "on").
+    """
+    value = os.environ.get(ENV_JIT, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in ("", *_ON):
+        return True
+    raise ValueError(f"{ENV_JIT}={os.environ[ENV_JIT]!r}: expected one of "
+                     f"{', '.join(_ON)} (on) or {', '.join(_OFF)} (off)")
 
 
 @functools.cache
 def compiler() -> Compiler:
     """This process's nvcc (searched once; raises :class:`CompilerNotFoundError`)."""
     return find_compiler()
+
+
+@functools.cache
+def process_cache_dir() -> Path:
+    """This process's cache folder: :func:`cache_dir` as it was at first use (a relative
+    ``FASTDEPLOY_OPS_CACHE`` does not follow later changes of the working folder)."""
+    return cache_dir()
 
 
 @functools.cache
@@ -82,4 +112,4 @@ def kernel_library(family: str, sm: int) -> Path:
         tree = sources()
     except (FileNotFoundError, ValueError) as exc:
         raise JitError(f"this package ships no usable JIT sources: {exc}") from exc
-    return build(tree, family, sm, compiler()).entry.library
+    return build(tree, family, sm, compiler(), process_cache_dir()).entry.library

@@ -13,11 +13,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._cache import ENV_CACHE, Entry, cache_dir, entries, entry_for, key_inputs, locked
+from ._cache import (
+    ENV_CACHE,
+    Entry,
+    LockTimeout,
+    cache_dir,
+    entries,
+    entry_for,
+    key_inputs,
+    locked,
+)
 from ._compiler import Compiler
 from ._sources import FamilySources, SourceTree
 
-__all__ = ["Build", "JitError", "build"]
+__all__ = ["ENV_TIMEOUT", "ENV_WAIT", "Build", "JitError", "build"]
+
+# Deadlines, in seconds: of one nvcc command, and of waiting for another process's compile of
+# the same entry. Generous (attention's sources take minutes on few cores), never unbounded: a
+# stuck compiler must not stall every process of a server.
+ENV_TIMEOUT = "FASTDEPLOY_OPS_JIT_TIMEOUT"
+ENV_WAIT = "FASTDEPLOY_OPS_JIT_WAIT"
+_DEFAULT_TIMEOUT = 1800.0
+_DEFAULT_WAIT = 3600.0
 
 # Seconds one kernel source takes to compile when nothing better is known (a family's earlier
 # builds in the cache are a better estimate).
@@ -60,16 +77,41 @@ def _estimate(cache: Path, family: FamilySources, workers: int) -> float:
     return _SECONDS_PER_SOURCE * rounds
 
 
-def _run(command: list[str], log: list[str]) -> bool:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def _seconds(name: str, default: float) -> float:
+    """A deadline from the environment variable ``name`` (seconds > 0), else ``default``.
+
+    Raises:
+        JitError: the value is not a number of seconds.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise JitError(f"{name}={text!r} is not a number of seconds > 0")
+    return value
+
+
+def _run(command: list[str], log: list[str], timeout: float) -> bool:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.append(f"$ {shlex.join(command)}\n(stopped: it did not finish within {timeout:g} s, "
+                   f"{ENV_TIMEOUT})\n")
+        return False
     log.append(f"$ {shlex.join(command)}\n{done.stdout}{done.stderr}(exit {done.returncode})\n")
     return done.returncode == 0
 
 
 def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compiler,
              work: Path, library: Path, workers: int) -> tuple[bool, str]:
-    """Compile each source into ``work`` (in parallel) and link ``library``; returns
-    (ok, log text)."""
+    """Compile each source into ``work`` (in parallel) and link ``library``, each nvcc command
+    under the ``FASTDEPLOY_OPS_JIT_TIMEOUT`` deadline; returns (ok, log text)."""
+    timeout = _seconds(ENV_TIMEOUT, _DEFAULT_TIMEOUT)
     nvcc = str(compiler.nvcc)
     sources = family.sources_for(sm)
     objects = [work / f"{i}-{Path(src).name}.o" for i, src in enumerate(sources)]
@@ -80,7 +122,7 @@ def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compile
     ]
     logs: list[list[str]] = [[] for _ in commands]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        compiled = list(pool.map(_run, commands, logs))
+        compiled = list(pool.map(_run, commands, logs, [timeout] * len(commands)))
     log = [line for part in logs for line in part]
     if not all(compiled):
         return False, "".join(log)
@@ -89,7 +131,7 @@ def _compile(tree: SourceTree, family: FamilySources, sm: int, compiler: Compile
     exports.write_text(f"{{ global: fdops_kernel_table_{family.name}; local: *; }};\n")
     link = [nvcc, "-shared", "-cudart=static", "-o", str(library), *map(str, objects),
             f"-Xlinker=--version-script={exports}"]
-    linked = _run(link, log)
+    linked = _run(link, log, timeout)
     return linked, "".join(log)
 
 
@@ -109,8 +151,10 @@ def build(
 
     Raises:
         JitError: unknown family, SM below its minimum, a source missing, the cache not
-            writable, or nvcc failed (the message names the log file holding the commands and
-            their output).
+            writable, nvcc failed or ran past ``FASTDEPLOY_OPS_JIT_TIMEOUT`` (the message
+            names the log file holding the commands and their output), or another process's
+            compile of the same entry held it past ``FASTDEPLOY_OPS_JIT_WAIT`` (the message
+            names that process).
     """
     start = time.monotonic()
     cache = cache_dir() if cache is None else cache
@@ -146,37 +190,50 @@ def _build_locked(tree: SourceTree, sources: FamilySources, sm: int, compiler: C
             print(f"fastdeploy_ops: waiting for another process compiling '{family}' for "
                   f"sm_{sm} ({entry.path})", file=sys.stderr, flush=True)
 
-    with locked(entry.lock_path, waiting):
-        problem = entry.problem()
-        if problem is None:
-            return Build(entry, False, time.monotonic() - start)
-        replaced = None if problem == "absent" else problem
-        if replaced:
-            entry.remove()
-        workers = max(1, min(len(sources.sources_for(sm)), os.cpu_count() or 1))
-        if not quiet:
-            estimate = _estimate(cache, sources, workers)
-            fixed = f", replacing a broken cache entry ({replaced})" if replaced else ""
-            print(f"fastdeploy_ops: compiling the '{family}' kernels for sm_{sm} with nvcc "
-                  f"{compiler.version} ({compiler.nvcc}): {len(sources.sources_for(sm))} sources, about "
-                  f"{estimate:.0f} s, once; later runs load them from {cache}{fixed}",
-                  file=sys.stderr, flush=True)
-        # Objects go to a private folder of the cache; only the finished entry is renamed out.
-        work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
-        staging = work / "entry"
-        staging.mkdir()
-        try:
-            ok, log = _compile(tree, sources, sm, compiler, work, staging / entry.library.name,
-                               workers)
-            entry.log_path.parent.mkdir(parents=True, exist_ok=True)
-            entry.log_path.write_text(log, encoding="utf-8")
-            if not ok:
-                tail = "\n".join(log.strip().splitlines()[-15:])
-                raise JitError(f"nvcc {compiler.version} failed to build the '{family}' kernels "
-                               f"for sm_{sm}:\n{tail}\n", entry.log_path)
-            seconds = time.monotonic() - start
-            entry.publish(staging, inputs, {"seconds": round(seconds, 3), "ops": sources.ops,
-                                            "nvcc": str(compiler.nvcc)})
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    wait = _seconds(ENV_WAIT, _DEFAULT_WAIT)
+    try:
+        with locked(entry.lock_path, waiting, wait, f"compiling '{family}' for sm_{sm}"):
+            return _build_held(tree, sources, sm, compiler, cache, entry, inputs, start, quiet)
+    except LockTimeout as exc:
+        raise JitError(f"gave up on the '{family}' kernels for sm_{sm} after waiting {wait:g} s "
+                       f"({ENV_WAIT}) for {exc.holder}, which holds {exc.path}; if that process "
+                       f"is stuck, stop it") from exc
+
+
+def _build_held(tree: SourceTree, sources: FamilySources, sm: int, compiler: Compiler,
+                cache: Path, entry: Entry, inputs: dict, start: float, quiet: bool) -> Build:
+    """:func:`build` under the entry's lock."""
+    family = sources.name
+    problem = entry.problem()
+    if problem is None:
+        return Build(entry, False, time.monotonic() - start)
+    replaced = None if problem == "absent" else problem
+    if replaced:
+        entry.remove()
+    workers = max(1, min(len(sources.sources_for(sm)), os.cpu_count() or 1))
+    if not quiet:
+        estimate = _estimate(cache, sources, workers)
+        fixed = f", replacing a broken cache entry ({replaced})" if replaced else ""
+        print(f"fastdeploy_ops: compiling the '{family}' kernels for sm_{sm} with nvcc "
+              f"{compiler.version} ({compiler.nvcc}): {len(sources.sources_for(sm))} sources, "
+              f"about {estimate:.0f} s, once; later runs load them from {cache}{fixed}",
+              file=sys.stderr, flush=True)
+    # Objects go to a private folder of the cache; only the finished entry is renamed out.
+    work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+    staging = work / "entry"
+    staging.mkdir()
+    try:
+        ok, log = _compile(tree, sources, sm, compiler, work, staging / entry.library.name,
+                           workers)
+        entry.log_path.parent.mkdir(parents=True, exist_ok=True)
+        entry.log_path.write_text(log, encoding="utf-8")
+        if not ok:
+            tail = "\n".join(log.strip().splitlines()[-15:])
+            raise JitError(f"nvcc {compiler.version} failed to build the '{family}' kernels "
+                           f"for sm_{sm}:\n{tail}\n", entry.log_path)
+        seconds = time.monotonic() - start
+        entry.publish(staging, inputs, {"seconds": round(seconds, 3), "ops": sources.ops,
+                                        "nvcc": str(compiler.nvcc)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return Build(entry, True, time.monotonic() - start, replaced)

@@ -17,12 +17,14 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_CACHE", "Entry", "cache_dir", "entries", "entry_for", "key_inputs", "locked"]
+__all__ = ["ENV_CACHE", "Entry", "LockTimeout", "cache_dir", "entries", "entry_for", "key_inputs",
+           "locked"]
 
 ENV_CACHE = "FASTDEPLOY_OPS_CACHE"
 # nvcc reads these itself; they change what it builds, so they are part of the key.
@@ -32,12 +34,13 @@ _META = "entry.json"
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """``FASTDEPLOY_OPS_CACHE``, else ``$XDG_CACHE_HOME/fastdeploy_ops/jit``, else
-    ``~/.cache/fastdeploy_ops/jit``."""
+    ``~/.cache/fastdeploy_ops/jit``; absolute (a relative setting is taken from the current
+    folder now, so a later ``chdir`` does not move the cache)."""
     env = os.environ if env is None else env
     if env.get(ENV_CACHE):
-        return Path(env[ENV_CACHE])
+        return Path(env[ENV_CACHE]).expanduser().absolute()
     base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "fastdeploy_ops" / "jit"
+    return (base / "fastdeploy_ops" / "jit").expanduser().absolute()
 
 
 def key_inputs(
@@ -161,21 +164,47 @@ def entries(cache: Path) -> list[Entry]:
     return found
 
 
+class LockTimeout(TimeoutError):
+    """Another process held a lock past the deadline; ``holder`` is what it wrote there."""
+
+    def __init__(self, path: Path, seconds: float, holder: str) -> None:
+        self.path, self.seconds, self.holder = path, seconds, holder
+        super().__init__(f"waited {seconds:g} s for the lock {path}, held by {holder}")
+
+
+def _try_lock(handle: Any) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def locked(path: Path, on_wait: Any = None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed); ``on_wait()`` is called
-    once if another process holds it. The lock dies with its process, so a crashed compile
-    never blocks the next one."""
+def locked(path: Path, on_wait: Any = None, deadline: float | None = None,
+           note: str = "") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) and write into it this
+    process's pid and ``note`` (what it does, for whoever waits). ``on_wait()`` is called once
+    if another process holds it; after ``deadline`` seconds of waiting, :class:`LockTimeout`.
+    The lock dies with its process, so a crashed compile never blocks the next one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+    with path.open("a+") as handle:
+        if not _try_lock(handle):
             if on_wait is not None:
                 on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            start = time.monotonic()
+            while not _try_lock(handle):
+                if deadline is not None and time.monotonic() - start >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "a process that wrote nothing"
+                    raise LockTimeout(path, deadline, holder)
+                time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}" + (f" {note}" if note else ""))
+        handle.flush()
         try:
             yield
         finally:
