@@ -349,6 +349,25 @@ def test_an_unknown_jit_switch_is_an_error(monkeypatch: pytest.MonkeyPatch, valu
         jit.enabled()
 
 
+def test_the_host_compiler_is_part_of_the_identity(tmp_path: Path) -> None:
+    """nvcc compiles host code with NVCC_CCBIN, else g++ on PATH: its version is in the key."""
+    nvcc = write_fake_nvcc(tmp_path / "cuda" / "bin")
+    identities = []
+    for version in ("g++ (Debian 13.2.0-25) 13.2.0", "g++ (Debian 14.1.0-1) 14.1.0"):
+        gxx = tmp_path / version.split()[-1] / "g++"
+        gxx.parent.mkdir()
+        gxx.write_text(f"#!/bin/sh\necho '{version}'\n")
+        gxx.chmod(0o755)
+        for env in ({"PATH": str(gxx.parent)}, {"NVCC_CCBIN": str(gxx)},
+                    {"NVCC_CCBIN": str(gxx.parent)}):
+            identity = _compiler.probe(nvcc, "test", env).identity
+            assert identity.endswith(f"host compiler: {gxx}: {version}"), identity
+        identities.append(_compiler.probe(nvcc, "test", {"PATH": str(gxx.parent)}).identity)
+    assert identities[0] != identities[1]
+    missing = _compiler.probe(nvcc, "test", {"PATH": str(tmp_path / "none")}).identity
+    assert missing.endswith("host compiler: g++ (not found)")
+
+
 # Deadlines.
 
 def test_a_stuck_compiler_is_stopped(fake: types.SimpleNamespace,

@@ -30,7 +30,8 @@ class Compiler:
     Attributes:
         nvcc: its path.
         version: the toolkit version, for example ``"12.4.131"``.
-        identity: the full ``nvcc --version`` output (part of every cache key).
+        identity: the full ``nvcc --version`` output and the host compiler's path and
+            version (part of every cache key).
         found_by: where it was found (``"FASTDEPLOY_OPS_NVCC"``, ``"CUDA_HOME"``, ``"PATH"``, ...).
     """
 
@@ -76,8 +77,27 @@ def _candidates(env: Mapping[str, str]) -> Iterator[tuple[str, Path | str]]:
     yield str(_STANDARD_PATH.parent.parent), _STANDARD_PATH
 
 
-def probe(path: Path, found_by: str) -> Compiler:
-    """Run ``path --version``.
+def host_compiler(env: Mapping[str, str]) -> str:
+    """What nvcc compiles host code with, as one line for the cache key: ``NVCC_CCBIN`` (a
+    compiler or its folder), else ``g++`` on ``PATH``, with the first line of its
+    ``--version``."""
+    name = env.get("NVCC_CCBIN") or "g++"
+    if Path(name).is_dir():
+        name = str(Path(name) / "g++")
+    path = name if Path(name).is_absolute() else shutil.which(name, path=env.get("PATH", ""))
+    if not path:
+        return f"host compiler: {name} (not found)"
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"host compiler: {path} (cannot run: {exc.__class__.__name__})"
+    first = (done.stdout.strip().splitlines() or ["(no version)"])[0]
+    return f"host compiler: {path}: {first}"
+
+
+def probe(path: Path, found_by: str, env: Mapping[str, str] | None = None) -> Compiler:
+    """Run ``path --version`` and identify the host compiler it will use.
 
     Raises:
         OSError: it cannot be run, or does not print an nvcc version (the message says which).
@@ -90,7 +110,8 @@ def probe(path: Path, found_by: str) -> Compiler:
     match = _VERSION.search(done.stdout)
     if done.returncode != 0 or not match:
         raise OSError(f"'--version' exited {done.returncode} without an nvcc version")
-    return Compiler(path, match.group(2), done.stdout.strip(), found_by)
+    identity = f"{done.stdout.strip()}\n{host_compiler(os.environ if env is None else env)}"
+    return Compiler(path, match.group(2), identity, found_by)
 
 
 def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
@@ -112,7 +133,7 @@ def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
             searched.append(f"{where}: {path} does not exist")
             continue
         try:
-            return probe(path, where)
+            return probe(path, where, env)
         except OSError as exc:
             searched.append(f"{where}: {path}: {exc}")
     raise CompilerNotFoundError(searched)
