@@ -7,6 +7,7 @@ can be counted."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -309,6 +310,64 @@ def test_an_unusable_cache_is_a_jit_error(fake: types.SimpleNamespace) -> None:
     fake.cache.write_text("a file where the cache folder should be")
     with pytest.raises(jit.JitError, match="cannot build in the JIT cache .*FASTDEPLOY_OPS_CACHE"):
         build(fake)
+
+
+def test_a_cache_other_users_can_change_is_refused(fake: types.SimpleNamespace,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    built = build(fake)
+    for path, mode in ((fake.cache, 0o777), (fake.cache, 0o770), (built.entry.path, 0o757)):
+        original = stat.S_IMODE(path.stat().st_mode)
+        path.chmod(mode)
+        try:
+            with pytest.raises(jit.JitError, match=rf"refusing to load .*{path} is writable by "
+                               rf"other users \(mode {mode:o}\).*FASTDEPLOY_OPS_CACHE_TRUST"):
+                build(fake)
+            monkeypatch.setenv("FASTDEPLOY_OPS_CACHE_TRUST", "shared")
+            assert build(fake).entry == built.entry  # on purpose: allowed
+            monkeypatch.delenv("FASTDEPLOY_OPS_CACHE_TRUST")
+        finally:
+            path.chmod(original)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_an_entry_of_another_user_is_refused(fake: types.SimpleNamespace) -> None:
+    built = build(fake)
+    os.chown(built.entry.library, 12345, -1)
+    with pytest.raises(jit.JitError, match=r"libdemo.so belongs to uid 12345, not to this user"):
+        build(fake)
+
+
+def test_a_new_cache_is_private(fake: types.SimpleNamespace) -> None:
+    build(fake)
+    assert stat.S_IMODE(fake.cache.stat().st_mode) & 0o077 == 0
+
+
+@pytest.mark.parametrize("error, expected", [
+    (errno.ENOSPC, r"the disk holding the JIT cache .* is full \(\d+ MB free"),
+    (errno.EACCES, r"no permission to write .*entry in the JIT cache"),
+])
+def test_disk_errors_are_said_as_such(fake: types.SimpleNamespace,
+                                      monkeypatch: pytest.MonkeyPatch, error: int,
+                                      expected: str) -> None:
+    def publish(self, staging, inputs, extra):
+        raise OSError(error, os.strerror(error), str(staging))
+
+    monkeypatch.setattr(_cache.Entry, "publish", publish)
+    with pytest.raises(jit.JitError, match=expected):
+        build(fake)
+
+
+def test_leftovers_of_killed_compiles_are_removed(fake: types.SimpleNamespace) -> None:
+    tree = fake.tree()
+    inputs = _cache.key_inputs("demo", 80, tree.package_version, tree.file_hashes("demo"),
+                               [*tree.families["demo"].nvcc_flags, tree.gencode(80)],
+                               fake.compiler.identity)
+    entry = _cache.entry_for(fake.cache, inputs)
+    leftover = fake.cache / f".{entry.name}.abc123" / "entry"
+    leftover.mkdir(parents=True)
+    (leftover / "0-a.cu.o").write_bytes(b"half an object")
+    assert build(fake).entry == entry
+    assert not leftover.parent.exists()
 
 
 def test_cache_folder_default_and_override(tmp_path: Path,

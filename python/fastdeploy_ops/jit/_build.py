@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ._cache import (
     ENV_CACHE,
+    ENV_TRUST,
     Entry,
     LockTimeout,
     cache_dir,
@@ -22,6 +24,7 @@ from ._cache import (
     entry_for,
     key_inputs,
     locked,
+    untrusted,
 )
 from ._compiler import Compiler
 from ._sources import FamilySources, SourceTree
@@ -154,7 +157,8 @@ def build(
             writable, nvcc failed or ran past ``FASTDEPLOY_OPS_JIT_TIMEOUT`` (the message
             names the log file holding the commands and their output), or another process's
             compile of the same entry held it past ``FASTDEPLOY_OPS_JIT_WAIT`` (the message
-            names that process).
+            names that process), the disk is full or not writable (said as such), or the cache
+            is one other users can change (see ``FASTDEPLOY_OPS_CACHE_TRUST``).
     """
     start = time.monotonic()
     cache = cache_dir() if cache is None else cache
@@ -171,13 +175,43 @@ def build(
     flags = [*sources.nvcc_flags, tree.gencode(sm)]
     inputs = key_inputs(family, sm, tree.package_version, hashes, flags, compiler.identity)
     entry = entry_for(cache, inputs)
-    if entry.problem() is None:
-        return Build(entry, False, time.monotonic() - start)
     try:
-        return _build_locked(tree, sources, sm, compiler, cache, entry, inputs, start, quiet)
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_trusted(cache)
+        if entry.problem() is None:
+            _check_trusted(entry.path, entry.library)
+            return Build(entry, False, time.monotonic() - start)
+        built = _build_locked(tree, sources, sm, compiler, cache, entry, inputs, start, quiet)
+        _check_trusted(entry.path, entry.library)
+        return built
     except OSError as exc:
-        raise JitError(f"cannot build in the JIT cache {cache}: {exc}; set {ENV_CACHE} to a "
-                       f"writable folder") from exc
+        raise JitError(_describe_os_error(exc, cache)) from exc
+
+
+def _check_trusted(*paths: Path) -> None:
+    """Raises JitError if another user could have put what is at ``paths`` there."""
+    for path in paths:
+        reason = untrusted(path)
+        if reason is not None:
+            raise JitError(f"refusing to load JIT kernels from a cache other users can change: "
+                           f"{reason}. Use a private folder ({ENV_CACHE}), or set "
+                           f"{ENV_TRUST}=shared if the folder is shared on purpose")
+
+
+def _describe_os_error(exc: OSError, cache: Path) -> str:
+    where = exc.filename or cache
+    if exc.errno == errno.ENOSPC:
+        try:
+            free = f"{shutil.disk_usage(cache).free / 1e6:.0f} MB free"
+        except OSError:
+            free = "free space unknown"
+        return (f"the disk holding the JIT cache {cache} is full ({free}; a family's objects and "
+                f"library take up to a few hundred MB while it compiles): free space there or "
+                f"set {ENV_CACHE} to a folder on another disk")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"no permission to write {where} in the JIT cache {cache} ({exc.strerror}): "
+                f"set {ENV_CACHE} to a folder this user can write")
+    return f"cannot build in the JIT cache {cache}: {exc}; set {ENV_CACHE} to a writable folder"
 
 
 def _build_locked(tree: SourceTree, sources: FamilySources, sm: int, compiler: Compiler,
@@ -219,18 +253,29 @@ def _build_held(tree: SourceTree, sources: FamilySources, sm: int, compiler: Com
               f"about {estimate:.0f} s, once; later runs load them from {cache}{fixed}",
               file=sys.stderr, flush=True)
     # Objects go to a private folder of the cache; only the finished entry is renamed out.
+    # Folders of this entry's earlier compiles are leftovers of killed processes (a compile
+    # holds the lock while its folder exists).
+    for leftover in cache.glob(f".{entry.name}.*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
     staging = work / "entry"
     staging.mkdir()
     try:
         ok, log = _compile(tree, sources, sm, compiler, work, staging / entry.library.name,
                            workers)
-        entry.log_path.parent.mkdir(parents=True, exist_ok=True)
-        entry.log_path.write_text(log, encoding="utf-8")
+        try:
+            entry.log_path.parent.mkdir(parents=True, exist_ok=True)
+            entry.log_path.write_text(log, encoding="utf-8")
+        except OSError:
+            if ok:
+                raise
+            log_path = None  # nvcc's failure is the news; the disk's comes with the next build
+        else:
+            log_path = entry.log_path
         if not ok:
             tail = "\n".join(log.strip().splitlines()[-15:])
             raise JitError(f"nvcc {compiler.version} failed to build the '{family}' kernels "
-                           f"for sm_{sm}:\n{tail}\n", entry.log_path)
+                           f"for sm_{sm}:\n{tail}\n", log_path)
         seconds = time.monotonic() - start
         entry.publish(staging, inputs, {"seconds": round(seconds, 3), "ops": sources.ops,
                                         "nvcc": str(compiler.nvcc)})

@@ -17,16 +17,21 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_CACHE", "Entry", "LockTimeout", "cache_dir", "entries", "entry_for", "key_inputs",
-           "locked"]
+__all__ = ["ENV_CACHE", "ENV_TRUST", "Entry", "LockTimeout", "cache_dir", "entries", "entry_for",
+           "key_inputs", "locked", "untrusted"]
 
 ENV_CACHE = "FASTDEPLOY_OPS_CACHE"
+# "shared": load from a cache other users can write to or own (a team's shared folder, on
+# purpose). Otherwise such a cache is refused: its sha256s prove integrity, not origin, and
+# anyone who can write there could plant a library this process would load.
+ENV_TRUST = "FASTDEPLOY_OPS_CACHE_TRUST"
 # nvcc reads these itself; they change what it builds, so they are part of the key.
 NVCC_ENV = ("NVCC_CCBIN", "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS")
 _META = "entry.json"
@@ -41,6 +46,24 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
         return Path(env[ENV_CACHE]).expanduser().absolute()
     base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return (base / "fastdeploy_ops" / "jit").expanduser().absolute()
+
+
+def untrusted(path: Path, env: Mapping[str, str] | None = None) -> str | None:
+    """Why this process should not load from ``path`` (owned by another user, or writable by
+    group or others), or ``None``; always ``None`` with ``FASTDEPLOY_OPS_CACHE_TRUST=shared``.
+
+    Raises:
+        OSError: ``path`` cannot be examined.
+    """
+    env = os.environ if env is None else env
+    if env.get(ENV_TRUST, "").strip().lower() == "shared":
+        return None
+    status = path.stat()
+    if status.st_uid != os.getuid():
+        return f"{path} belongs to uid {status.st_uid}, not to this user (uid {os.getuid()})"
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by other users (mode {stat.S_IMODE(status.st_mode):o})"
+    return None
 
 
 def key_inputs(
