@@ -697,6 +697,30 @@ def test_cli_warmup_status_clear(fake: types.SimpleNamespace, compiled_modules: 
     assert bad.returncode == 2 and "unknown families: nope" in bad.stderr
 
 
+def test_cli_clear_stale(fake: types.SimpleNamespace, compiled_modules: Path) -> None:
+    env = {"FASTDEPLOY_OPS_NVCC": str(fake.nvcc), "FASTDEPLOY_OPS_CACHE": str(fake.cache)}
+    families = ("activation", "rotary", "penalty")
+    for family in families:
+        assert run_cli("warmup", "--sm", "90", "--family", family, **env).returncode == 0
+    assert " s ago, ok; ops: gelu_tanh" in run_cli("status", **env).stdout
+    assert "removed 0 entries" in run_cli("clear", "--stale", **env).stdout
+    # rotary's entry from another package version, penalty's from another toolkit.
+    (rotary,) = fake.cache.glob("rotary-sm90-*")
+    meta = json.loads((rotary / "entry.json").read_text())
+    meta["inputs"]["package_version"] = "0.0.1"
+    (rotary / "entry.json").write_text(json.dumps(meta))
+    assert "from fastdeploy_ops 0.0.1" in run_cli("status", **env).stdout
+    assert "removed 1 entries" in run_cli("clear", "--stale", **env).stdout
+    assert not rotary.exists()
+    # A newer toolkit: what the old one built is stale, what the new one builds is not.
+    newer = {**env, "FAKE_NVCC_VERSION": "Cuda compilation tools, release 13.0, V13.0.48"}
+    assert run_cli("warmup", "--sm", "90", "--family", "penalty", **newer).returncode == 0
+    assert len(list(fake.cache.glob("penalty-sm90-*"))) == 2
+    assert "removed 2 entries" in run_cli("clear", "--stale", **newer).stdout
+    (left,) = fake.cache.glob("*-sm90-*")
+    assert left.name.startswith("penalty-") and "V13.0.48" in (left / "entry.json").read_text()
+
+
 # A real compile with the build's nvcc 12.4 (no GPU needed to build or dlopen).
 
 REAL = """

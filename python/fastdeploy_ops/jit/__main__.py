@@ -2,8 +2,11 @@
 
 - ``warmup [--sm 90] [--family attention ...]``: compile now what first use would compile
   (default: the device's SM, every family that runs on it).
-- ``status``: the cache folder, the compiler, and every entry with its size, state and ops.
-- ``clear [--family F] [--sm N]``: delete entries (all by default) and their logs.
+- ``status``: the cache folder, the compiler, and every entry with its size, age, state and
+  ops.
+- ``clear [--family F] [--sm N] [--stale]``: delete entries (all by default) and their logs;
+  ``--stale``: only those this package and compiler would never load (another package
+  version, another toolkit or host compiler, or broken).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 
 from . import (ENV_JIT, CompilerNotFoundError, JitError, build, cache_dir, enabled, entries,
                find_compiler, load_sources)
-from ._cache import locked
+from ._cache import Entry, locked
 
 __all__ = ["main"]
 
@@ -81,25 +85,61 @@ def _status(_: argparse.Namespace) -> int:
             built_for = meta["inputs"]["package_version"]
         except (OSError, ValueError, KeyError, TypeError):
             ops, built_for = "?", None
-        # Entries of other package versions are never loaded by this one; `clear` removes them.
+        # Entries of other package versions are never loaded by this one; `clear --stale`
+        # removes them.
         other = f", from fastdeploy_ops {built_for}" if built_for not in (None, version) else ""
-        print(f"{entry.name}: {size / 1e6:.1f} MB, {problem or 'ok'}{other}; ops: {ops}")
+        print(f"{entry.name}: {size / 1e6:.1f} MB, built {_age(entry)} ago, "
+              f"{problem or 'ok'}{other}; ops: {ops}")
     print(f"{len(found)} entries, {total / 1e6:.1f} MB")
     return 0
 
 
+def _age(entry: Entry) -> str:
+    try:
+        seconds = max(0.0, time.time() - entry.path.stat().st_mtime)
+    except OSError:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _stale(entry: Entry, version: str | None, compiler_identity: str | None) -> bool:
+    """Whether this package (``version``) with this compiler would never load ``entry``."""
+    if entry.problem() is not None:
+        return True
+    try:
+        inputs = entry.metadata()["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return inputs.get("package_version") != version or (
+        compiler_identity is not None and inputs.get("compiler") != compiler_identity)
+
+
 def _clear(args: argparse.Namespace) -> int:
     cache = cache_dir()
+    version = identity = None
+    if args.stale:
+        try:
+            version = load_sources().package_version
+        except (OSError, ValueError):
+            pass
+        try:
+            identity = find_compiler().identity
+        except CompilerNotFoundError:
+            pass  # without a compiler, only the package version decides
     removed = 0
     for entry in entries(cache):
         if (args.family and entry.family not in args.family) or (
-                args.sm is not None and entry.sm != args.sm):
+                args.sm is not None and entry.sm != args.sm) or (
+                args.stale and not _stale(entry, version, identity)):
             continue
         with locked(entry.lock_path):
             entry.remove()
             entry.log_path.unlink(missing_ok=True)
         removed += 1
-    if not args.family and args.sm is None:
+    if not args.family and args.sm is None and not args.stale:
         shutil.rmtree(cache / "logs", ignore_errors=True)
     print(f"removed {removed} entries from {cache}")
     return 0
@@ -119,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     clear = commands.add_parser("clear", help="delete cache entries")
     clear.add_argument("--sm", type=int, help="only entries for this SM")
     clear.add_argument("--family", action="append", help="only this family (repeatable)")
+    clear.add_argument("--stale", action="store_true",
+                       help="only entries of other package versions or compilers, or broken ones")
     clear.set_defaults(run=_clear)
     args = parser.parse_args(argv)
     return args.run(args)
