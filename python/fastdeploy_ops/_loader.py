@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -123,7 +124,10 @@ def get_op(family: str, op: str, group: str | None = None) -> Callable[..., None
     except DeviceUnavailableError as exc:
         raise DeviceUnavailableError(op, exc.reason) from exc
     if plan == "jit":
-        problem = _jit_problem(family, chosen.device.sm)
+        try:
+            problem = _jit_problem(family, chosen.device.sm)
+        except _CompileDuringCapture as exc:
+            raise RuntimeError(f"{op}: {exc}") from None
         if problem is not None and manifest.lacks(family, group) is not None:
             raise _unavailable(chosen, manifest, family, op, group, jit_problem=problem)
         if problem is not None:
@@ -135,14 +139,46 @@ def get_op(family: str, op: str, group: str | None = None) -> Callable[..., None
 _JIT_FAILED: dict[str, str] = {}
 
 
+class _CompileDuringCapture(RuntimeError):
+    """A JIT compile was due while a CUDA graph is being captured (not cached: retried)."""
+
+
+def _capturing() -> bool:
+    """Whether this thread's current stream is capturing a CUDA graph, as far as the array
+    libraries already imported can tell (torch, cupy); never imports one."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available() and (
+                torch.cuda.is_current_stream_capturing()):
+            return True
+    except (AttributeError, RuntimeError):
+        pass
+    cupy = sys.modules.get("cupy")
+    try:
+        return bool(cupy is not None and cupy.cuda.get_current_stream().is_capturing())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 @functools.cache
 def _jit_problem(family: str, device_sm: int) -> str | None:
     """Load JIT-compiled kernels of ``family`` for ``device_sm`` into the module (once per
-    family); ``None`` on success, else why not."""
+    family); ``None`` on success, else why not.
+
+    Raises:
+        _CompileDuringCapture: the family would be loaded (maybe compiled: minutes of host
+            work) now, during graph capture.
+    """
     from . import jit  # only processes that need it pay for the import
 
     if not jit.enabled():
         return f"{jit.ENV_JIT}=0"
+    if _capturing():
+        raise _CompileDuringCapture(
+            f"the '{family}' kernels for sm_{device_sm} are loaded (compiled first, if not in "
+            f"the JIT cache) on first use, which must not happen during CUDA graph capture: "
+            f"call the op once before capturing (and run `python -m fastdeploy_ops.jit warmup` "
+            f"where the service is deployed, so that call does not compile)")
     try:
         library = jit.kernel_library(family, device_sm)
         load_module()._load_kernel_library(family, str(library), replace=True)

@@ -614,6 +614,26 @@ def fake_loader(monkeypatch: pytest.MonkeyPatch) -> FakeModule:
     _loader._JIT_FAILED.clear()
 
 
+def test_no_jit_during_graph_capture(fake_loader: FakeModule,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture in progress (seen through torch, if imported) stops the first use of a family
+    that needs JIT kernels, with a clear error and no compile; after the capture it works."""
+    capturing = [True]
+    cuda = types.SimpleNamespace(is_available=lambda: True,
+                                 is_current_stream_capturing=lambda: capturing[0])
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(jit, "kernel_library", lambda family, sm: Path(f"/cache/lib{family}.so"))
+    with pytest.raises(RuntimeError, match=r"^skipped_op: the 'skipped' kernels for sm_90 are "
+                       r"loaded .* during CUDA graph capture: call the op once before capturing"):
+        _loader.get_op("skipped", "skipped_op")
+    assert fake_loader.loaded == []
+    capturing[0] = False
+    assert _loader.get_op("skipped", "skipped_op")() == "ran"
+    assert fake_loader.loaded == [("skipped", "/cache/libskipped.so", True)]
+    capturing[0] = True  # loaded before: a capture may use it
+    assert _loader.get_op("skipped", "skipped_op")() == "ran"
+
+
 def test_get_op_loads_jit_kernels_once_per_family(fake_loader: FakeModule,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     built = []
