@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -88,7 +89,8 @@ def describe_kernels(chosen: Selection, origins: Mapping[str, str]) -> dict[str,
         elif jit.enabled() and name not in _JIT_FAILED:
             described[name] = f"JIT-compiled for sm_{device_sm} on first use"
         else:
-            why = f"JIT failed: {_JIT_FAILED[name]}" if name in _JIT_FAILED else f"{jit.ENV_JIT}=0"
+            why = (f"JIT failed: {_JIT_FAILED[name][1]}" if name in _JIT_FAILED
+                   else f"{jit.ENV_JIT}=0")
             present = name in manifest.families
             described[name] = f"{manifest.module}'s PTX ({why})" if present else (
                 f"unavailable ({why})")
@@ -135,8 +137,12 @@ def get_op(family: str, op: str, group: str | None = None) -> Callable[..., None
     return getattr(module, op)
 
 
-# Families whose JIT compile or load failed in this process, and why (for info()).
-_JIT_FAILED: dict[str, str] = {}
+# Seconds before a family whose JIT compile or load failed is tried again in this process (a
+# full disk freed, an nvcc installed), without retrying on every call meanwhile.
+_JIT_RETRY_SECONDS = 60.0
+# Families whose JIT compile or load failed in this process: when and why (for the retry and
+# for info()).
+_JIT_FAILED: dict[str, tuple[float, str]] = {}
 
 
 class _CompileDuringCapture(RuntimeError):
@@ -160,10 +166,10 @@ def _capturing() -> bool:
         return False
 
 
-@functools.cache
 def _jit_problem(family: str, device_sm: int) -> str | None:
     """Load JIT-compiled kernels of ``family`` for ``device_sm`` into the module (once per
-    family); ``None`` on success, else why not.
+    family); ``None`` on success, else why not. A failure is tried again after
+    ``_JIT_RETRY_SECONDS``.
 
     Raises:
         _CompileDuringCapture: the family would be loaded (maybe compiled: minutes of host
@@ -173,19 +179,38 @@ def _jit_problem(family: str, device_sm: int) -> str | None:
 
     if not jit.enabled():
         return f"{jit.ENV_JIT}=0"
+    failed = _JIT_FAILED.get(family)
+    if failed is not None and time.monotonic() - failed[0] < _JIT_RETRY_SECONDS:
+        return failed[1]
+    try:
+        _jit_load(family, device_sm)
+    except _CompileDuringCapture:
+        raise
+    except (jit.CompilerNotFoundError, jit.JitError, RuntimeError, ValueError) as exc:
+        _JIT_FAILED[family] = (time.monotonic(), str(exc))
+        return str(exc)
+    _JIT_FAILED.pop(family, None)
+    return None
+
+
+@functools.cache  # on success only: a failure raises
+def _jit_load(family: str, device_sm: int) -> None:
+    """Compile (unless cached) and load ``family``'s kernels for ``device_sm``.
+
+    Raises:
+        _CompileDuringCapture: a graph is being captured.
+        CompilerNotFoundError, JitError, RuntimeError, ValueError: why they cannot be loaded.
+    """
+    from . import jit
+
     if _capturing():
         raise _CompileDuringCapture(
             f"the '{family}' kernels for sm_{device_sm} are loaded (compiled first, if not in "
             f"the JIT cache) on first use, which must not happen during CUDA graph capture: "
             f"call the op once before capturing (and run `python -m fastdeploy_ops.jit warmup` "
             f"where the service is deployed, so that call does not compile)")
-    try:
-        library = jit.kernel_library(family, device_sm)
-        load_module()._load_kernel_library(family, str(library), replace=True)
-    except (jit.CompilerNotFoundError, jit.JitError, RuntimeError, ValueError) as exc:
-        _JIT_FAILED[family] = str(exc)
-        return str(exc)
-    return None
+    library = jit.kernel_library(family, device_sm)
+    load_module()._load_kernel_library(family, str(library), replace=True)
 
 
 @functools.cache  # once per family

@@ -100,7 +100,7 @@ def _forced_module(sm: int):
         monkeypatch.setenv(_selection.ENV_FORCE_SM, str(sm))
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
         caches = (_device.probe, _selection.selection, _loader.load_module, _loader.get_op,
-                  _loader._jit_problem)
+                  _loader._jit_load)
         for cache in caches:
             cache.cache_clear()
         yield

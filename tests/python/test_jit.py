@@ -605,11 +605,11 @@ def fake_loader(monkeypatch: pytest.MonkeyPatch) -> FakeModule:
     monkeypatch.setattr(_selection, "selection", lambda: chosen)
     monkeypatch.setattr(_loader, "load_module", lambda: module)
     monkeypatch.delenv(jit.ENV_JIT, raising=False)
-    for cache in (_loader.get_op, _loader._jit_problem, _loader._warn_ptx):
+    for cache in (_loader.get_op, _loader._jit_load, _loader._warn_ptx):
         cache.cache_clear()
     _loader._JIT_FAILED.clear()
     yield module
-    for cache in (_loader.get_op, _loader._jit_problem, _loader._warn_ptx):
+    for cache in (_loader.get_op, _loader._jit_load, _loader._warn_ptx):
         cache.cache_clear()
     _loader._JIT_FAILED.clear()
 
@@ -632,6 +632,34 @@ def test_no_jit_during_graph_capture(fake_loader: FakeModule,
     assert fake_loader.loaded == [("skipped", "/cache/libskipped.so", True)]
     capturing[0] = True  # loaded before: a capture may use it
     assert _loader.get_op("skipped", "skipped_op")() == "ran"
+
+
+def test_a_failed_jit_is_retried_after_a_pause(fake_loader: FakeModule,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed compile is not retried on every call, nor never: after the pause it is."""
+    attempts = []
+    failing = [True]
+
+    def kernel_library(family: str, sm: int) -> Path:
+        attempts.append(family)
+        if failing[0]:
+            raise jit.JitError("the disk holding the JIT cache /c is full")
+        return Path(f"/cache/lib{family}.so")
+
+    now = [1000.0]
+    monkeypatch.setattr(jit, "kernel_library", kernel_library)
+    monkeypatch.setattr(_loader.time, "monotonic", lambda: now[0])
+    for _ in range(3):
+        with pytest.raises(OpUnavailableError, match="disk holding the JIT cache /c is full"):
+            _loader.get_op("skipped", "skipped_op")
+    assert attempts == ["skipped"]
+    failing[0] = False
+    now[0] += _loader._JIT_RETRY_SECONDS - 1
+    with pytest.raises(OpUnavailableError):
+        _loader.get_op("skipped", "skipped_op")
+    now[0] += 2
+    assert _loader.get_op("skipped", "skipped_op")() == "ran"
+    assert attempts == ["skipped", "skipped"] and "skipped" not in _loader._JIT_FAILED
 
 
 def test_get_op_loads_jit_kernels_once_per_family(fake_loader: FakeModule,
