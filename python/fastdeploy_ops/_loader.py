@@ -146,7 +146,8 @@ _JIT_FAILED: dict[str, tuple[float, str]] = {}
 
 
 class _CompileDuringCapture(RuntimeError):
-    """A JIT compile was due while a CUDA graph is being captured (not cached: retried)."""
+    """A JIT load (and maybe compile) was due during CUDA graph capture (not cached: the next
+    call tries again)."""
 
 
 def _capturing() -> bool:

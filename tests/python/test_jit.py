@@ -338,8 +338,15 @@ def test_an_entry_of_another_user_is_refused(fake: types.SimpleNamespace) -> Non
 
 
 def test_a_new_cache_is_private(fake: types.SimpleNamespace) -> None:
-    build(fake)
+    old = os.umask(0o002)  # a user-private-group system's default: files group-writable
+    try:
+        built = build(fake)
+    finally:
+        os.umask(old)
     assert stat.S_IMODE(fake.cache.stat().st_mode) & 0o077 == 0
+    for path in (built.entry.path, built.entry.library):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o022 == 0, path
+    assert build(fake).entry == built.entry  # and it loads
 
 
 @pytest.mark.parametrize("error, expected", [

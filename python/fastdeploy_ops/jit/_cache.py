@@ -160,6 +160,9 @@ class Entry:
         entry's lock and have removed any previous (corrupt) entry.
         """
         built = staging / self.library.name
+        # Writable by this user only, whatever the umask: untrusted() refuses anything else.
+        built.chmod(stat.S_IMODE(built.stat().st_mode) & ~0o022)
+        staging.chmod(0o700)
         meta = {"size": built.stat().st_size, "sha256": _sha256(built), "key": self.key,
                 "inputs": dict(inputs), **extra}
         (staging / _META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
