@@ -30,7 +30,8 @@ def _check(ctx):
     for key, sm in ctx.attr.min_sm.items():
         axis, _, value = key.partition("=")
         if value not in ctx.attr.axes.get(axis, []):
-            fail("cuda_instantiations: min_sm key '{}' names no axis value (expected 'axis=value')".format(key))
+            msg = "cuda_instantiations: min_sm key '{}' names no axis value (expected 'axis=value')"
+            fail(msg.format(key))
         if not sm.isdigit():
             fail("cuda_instantiations: min_sm['{}'] = '{}' is not an SM number".format(key, sm))
 
