@@ -45,6 +45,7 @@ def _compile(ctx, toolkit, arch, src, compilation_context):
     args.add("-Xcompiler=-frandom-seed=" + obj.short_path)
     args.add_all(["-I", ".", "-I", ctx.bin_dir.path])
     args.add_all(_include_flags(compilation_context))
+    args.add_all(["-isystem", toolkit.include_dir])
     if timing:
         args.add("--time", timing)
     args.add_all(["-c", src, "-o", obj])

@@ -8,6 +8,7 @@ CudaToolkitInfo = provider(
         "version": "Toolkit version string, for example 12.4.131.",
         "stamp": "File whose content identifies the toolkit; an input of every CUDA action.",
         "headers": "depset of the toolkit's header files.",
+        "include_dir": "Execution-root path of the folder holding those headers (nvcc -isystem).",
         "cudart_static": "CcInfo linking the static CUDA runtime.",
         "all_files": "depset of every toolkit file a CUDA action needs.",
     },

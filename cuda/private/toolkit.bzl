@@ -1,5 +1,6 @@
 """cuda_toolkit: describes a CUDA toolkit; registered as a toolchain of //cuda:toolchain_type."""
 
+load("@bazel_skylib//lib:paths.bzl", "paths")
 load(":providers.bzl", "CudaToolkitInfo")
 
 TOOLCHAIN_TYPE = Label("//cuda:toolchain_type")
@@ -12,6 +13,7 @@ def _cuda_toolkit_impl(ctx):
         version = ctx.attr.version,
         stamp = ctx.file.stamp,
         headers = headers,
+        include_dir = paths.join(ctx.label.workspace_root, ctx.label.package, ctx.attr.include_dir),
         cudart_static = ctx.attr.cudart_static[CcInfo],
         all_files = depset([ctx.file.stamp], transitive = [headers]),
     )
@@ -30,6 +32,11 @@ SM, selected with `target_settings`) without any rule naming a repository.""",
         "version": attr.string(mandatory = True),
         "stamp": attr.label(mandatory = True, allow_single_file = True),
         "headers": attr.label_list(allow_files = True),
+        "include_dir": attr.string(
+            mandatory = True,
+            doc = "Folder of `headers`, relative to this package: nvcc searches it as a system " +
+                  "folder, so the toolkit needs no place among the C library's headers.",
+        ),
         "cudart_static": attr.label(mandatory = True, providers = [CcInfo]),
     },
 )

@@ -4,6 +4,7 @@ Runs a nested Bazel over a copy of this workspace, so the counts are of real CUD
 - touching one kernel source recompiles exactly that source once per SM, then relinks;
 - touching a family's private header recompiles only that family's sources;
 - touching a README or a test compiles and links nothing;
+- the kernels are compiled once per SM, not once per Python ABI (abi3, cp311);
 - adding sm90 to an sm70+sm80 build compiles only sm90 actions;
 - two clean builds in different folders give byte-identical wheels.
 """
@@ -18,6 +19,16 @@ from nested_bazel import Workspace, executed, executed_cuda_compiles
 
 _SMS_70_80 = ["--//cuda:sms=70", "--//cuda:sms=80"]
 _COMPILES_AND_LINKS = ("CudaCompile", "CppCompile", "CppLink")
+
+
+def _linked_modules(spawns: list[dict]) -> list[tuple[str, str]]:
+    """(Python ABI, SM) of every extension module the build linked, sorted."""
+    found = []
+    for spawn in executed(spawns, "CppLink"):
+        match = re.search(r"/_ops/(\w+)/lib_ops_sm(\d+)\.so", " ".join(spawn["commandArgs"]))
+        assert match, spawn["commandArgs"]
+        found.append(match.groups())
+    return sorted(found)
 
 
 def _kernel_sources(ws: Workspace) -> list[str]:
@@ -58,7 +69,22 @@ def test_touching_one_kernel_recompiles_it_once_per_sm(
         ("ops/moe_routing/grouped_topk.cu", "80"),
     ]
     assert not executed(spawns, "CppCompile")  # bindings and nanobind untouched
-    assert len(executed(spawns, "CppLink")) == 2  # one module per SM relinked
+    # One module per SM and Python ABI relinked: both ABIs' modules hold the same kernel objects.
+    assert _linked_modules(spawns) == [("abi3", "70"), ("abi3", "80"), ("cp311", "70"),
+                                       ("cp311", "80")]
+
+
+def test_a_second_python_abi_compiles_no_kernel(workspace: Workspace) -> None:
+    # The stable-ABI wheel alone is a subset of the default build (abi3 and cp311): its kernels,
+    # bindings and modules are the same actions, so nothing compiles or links, and the kernels of
+    # the default build were compiled once per SM, not once per ABI.
+    spawns = workspace.build("//python:wheel", *_SMS_70_80, "--//tools/python:abis=abi3")
+    mnemonics = [s["mnemonic"] for s in spawns]
+    assert "PyWheel" in mnemonics
+    assert [m for m in mnemonics if m in _COMPILES_AND_LINKS] == []
+    wheels = [w.name for w in workspace.path.glob("bazel-bin/python/wheel/*.whl")]
+    assert len(wheels) == 1 and re.fullmatch(
+        r"fastdeploy_ops-[\d.]+-cp312-abi3-manylinux_2_\d+_x86_64\.whl", wheels[0]), wheels
 
 
 def test_touching_a_family_header_recompiles_only_that_family(workspace: Workspace) -> None:

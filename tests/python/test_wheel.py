@@ -10,6 +10,7 @@ import os
 import pathlib
 import re
 import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -23,17 +24,64 @@ def archive() -> zipfile.ZipFile:
         yield z
 
 
+# The oldest glibc the modules may need: Debian 11 and Ubuntu 20.04 (tools/buildroot/sysroot.lock).
+GLIBC_FLOOR = (2, 31)
+SUFFIXES = (".abi3.so", ".cpython-311-x86_64-linux-gnu.so")
+
+
 def test_name_and_tags(archive: zipfile.ZipFile) -> None:
     match = re.fullmatch(
-        r"fastdeploy_ops-(?P<version>[\d.]+)-cp312-abi3-manylinux_2_(?P<glibc>\d+)_x86_64\.whl",
+        r"fastdeploy_ops-(?P<version>[\d.]+)-cp311\.cp312-abi3\.cp311-manylinux_2_(?P<glibc>\d+)"
+        r"_x86_64\.whl",
         WHEEL.name,
     )
     assert match, WHEEL.name
-    wheel_file = archive.read(f"fastdeploy_ops-{match['version']}.dist-info/WHEEL").decode()
-    assert f"Tag: cp312-abi3-manylinux_2_{match['glibc']}_x86_64" in wheel_file
+    dist_info = f"fastdeploy_ops-{match['version']}.dist-info"
+    wheel_file = archive.read(f"{dist_info}/WHEEL").decode()
+    platform = f"manylinux_2_{match['glibc']}_x86_64"
+    assert re.findall(r"^Tag: (.*)$", wheel_file, re.M) == [f"cp311-cp311-{platform}",
+                                                           f"cp312-abi3-{platform}"]
     assert "Root-Is-Purelib: false" in wheel_file
-    # The GPU machines (Ubuntu 24.04) have glibc 2.39: the policy the build enforces.
-    assert int(match["glibc"]) <= 39
+    assert "Requires-Python: >=3.11\n" in archive.read(f"{dist_info}/METADATA").decode()
+    assert (2, int(match["glibc"])) <= GLIBC_FLOOR
+
+
+def _modules(archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> list[pathlib.Path]:
+    paths = []
+    for name in archive.namelist():
+        if name.endswith(".so"):
+            paths.append(tmp_path / pathlib.Path(name).name)
+            paths[-1].write_bytes(archive.read(name))
+    return paths
+
+
+def test_no_module_needs_a_glibc_above_the_floor(
+        archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> None:
+    # Read from the modules' ELF version references (readelf), not from the wheel's name.
+    modules = _modules(archive, tmp_path)
+    assert len(modules) == 4
+    for so in modules:
+        needed = {tuple(int(p) for p in v.split("."))
+                  for v in re.findall(r"Name: GLIBC_([\d.]+)", _readelf(so, "--version-info"))}
+        assert needed, so.name
+        assert max(needed) <= GLIBC_FLOOR, (so.name, max(needed))
+
+
+def test_builder_refuses_a_module_above_the_floor(tmp_path: pathlib.Path) -> None:
+    # The build root's own libstdc++ needs a glibc far newer than 2.31.
+    newer = pathlib.Path("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
+    description = tmp_path / "README.md"
+    description.write_text("x")
+    result = subprocess.run(
+        [sys.executable, os.environ["WHEEL_BUILDER"], "--out_dir", str(tmp_path / "out"),
+         "--distribution", "demo", "--version", "1", "--tag", "cp312-abi3",
+         "--glibc_policy", "2.31", "--requires_python", ">=3.12", "--summary", "x",
+         "--description_file", str(description), "--file", f"demo/_demo.abi3.so={newer}"],
+        capture_output=True, text=True)
+    assert result.returncode != 0
+    assert re.search(r"demo/_demo\.abi3\.so \(GLIBC_2\.\d+\) needs glibc 2\.\d+, above the "
+                     r"wheel's policy glibc 2\.31", result.stderr), result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_record_lists_every_file_with_its_hash(archive: zipfile.ZipFile) -> None:
@@ -54,7 +102,8 @@ def test_record_lists_every_file_with_its_hash(archive: zipfile.ZipFile) -> None
 def test_contents(archive: zipfile.ZipFile) -> None:
     names = set(archive.namelist())
     for sm in (70, 80):
-        assert f"fastdeploy_ops/_ops_sm{sm}.abi3.so" in names
+        for suffix in SUFFIXES:
+            assert f"fastdeploy_ops/_ops_sm{sm}{suffix}" in names
         assert f"fastdeploy_ops/manifest_sm{sm}.json" in names
     for module in ("__init__.py", "moe_routing.py", "activation.py", "selftest.py",
                    "reference/__init__.py", "testing/__init__.py", "tests/test_moe_routing.py"):
@@ -75,11 +124,12 @@ def _readelf(path: pathlib.Path, *flags: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
 @pytest.mark.parametrize("sm", [70, 80])
 def test_module_exports_only_its_init_and_bundles_the_runtimes(
-        archive: zipfile.ZipFile, tmp_path: pathlib.Path, sm: int) -> None:
-    so = tmp_path / f"_ops_sm{sm}.abi3.so"
-    so.write_bytes(archive.read(f"fastdeploy_ops/_ops_sm{sm}.abi3.so"))
+        archive: zipfile.ZipFile, tmp_path: pathlib.Path, sm: int, suffix: str) -> None:
+    so = tmp_path / f"_ops_sm{sm}{suffix}"
+    so.write_bytes(archive.read(f"fastdeploy_ops/_ops_sm{sm}{suffix}"))
     defined = [line.split()[-1] for line in _readelf(so, "--dyn-syms").splitlines()
                if re.match(r"\s*\d+:", line) and " UND " not in line and "FUNC" in line]
     assert defined == [f"PyInit__ops_sm{sm}"]

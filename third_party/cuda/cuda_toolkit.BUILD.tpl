@@ -11,8 +11,9 @@ cc_import(
 cuda_toolkit(
     name = "toolkit",
     cudart_static = ":cudart_static",
-    headers = glob(%{header_patterns}, allow_empty = True),
+    headers = glob(["include/**"]),
     host_compiler = "%{host_compiler}",
+    include_dir = "include",
     nvcc = "%{nvcc}",
     stamp = "version.txt",
     version = "%{version}",
@@ -28,6 +29,6 @@ toolchain(
 # The toolkit's headers for host code (bindings include cuda_runtime_api.h).
 cc_library(
     name = "headers",
-    hdrs = glob(%{header_patterns}, allow_empty = True),
-    includes = %{includes},
+    hdrs = glob(["include/**"]),
+    includes = ["include"],
 )

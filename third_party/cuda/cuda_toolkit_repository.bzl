@@ -1,36 +1,57 @@
 """cuda_toolkit_repository: wraps a locally installed CUDA toolkit (nvcc, headers, cudart).
 
-Finds nvcc through CUDA_NVCC, CUDA_HOME or PATH. The repository's `version.txt` (nvcc's own
-version banner plus the installed package version where dpkg knows it) is an input of every
-CUDA action, so a toolkit change changes every action's cache key.
+Finds nvcc through CUDA_NVCC, CUDA_HOME or PATH, and nvcc's host compiler through
+CUDA_HOST_COMPILER or PATH. The repository's `version.txt` (nvcc's version banner, the installed
+package version where dpkg knows it, the host compiler's path and version) is an input of every
+CUDA action, so a change of either compiler changes every action's cache key.
 """
 
-_HEADER_PATTERNS = [
-    "include/*cuda*.h",
-    "include/*cuda*.hpp",
-    "include/builtin_types.h",
-    "include/channel_descriptor.h",
-    "include/common_functions.h",
-    "include/cooperative_groups.h",
-    "include/cooperative_groups/**",
-    "include/crt/**",
-    "include/cuda/**",
-    "include/device_*.h",
-    "include/device_*.hpp",
-    "include/driver_*.h",
-    "include/host_*.h",
-    "include/library_types.h",
-    "include/math_*.h",
-    "include/math_*.hpp",
-    "include/mma.h",
-    "include/nv/**",
-    "include/sm_*.h",
-    "include/sm_*.hpp",
-    "include/surface_*.h",
-    "include/texture_*.h",
-    "include/vector_*.h",
-    "include/vector_*.hpp",
+# The toolkit's entries in its include folder. Debian installs them into /usr/include beside the
+# C library, so the repository links just these into a folder of its own: host code then sees the
+# toolkit's headers and the sysroot's C library, never the build machine's.
+_INCLUDE_ENTRIES = [
+    "*cuda*.h",
+    "*cuda*.hpp",
+    "builtin_types.h",
+    "channel_descriptor.h",
+    "common_functions.h",
+    "cooperative_groups",
+    "cooperative_groups.h",
+    "crt",
+    "cuda",
+    "device_*.h",
+    "device_*.hpp",
+    "driver_*.h",
+    "fatbinary_section.h",
+    "host_*.h",
+    "library_types.h",
+    "math_*.h",
+    "math_*.hpp",
+    "mma.h",
+    "nv",
+    "nvfunctional",
+    "sm_*.h",
+    "sm_*.hpp",
+    "surface_*.h",
+    "texture_*.h",
+    "vector_*.h",
+    "vector_*.hpp",
 ]
+
+def _matches(name, pattern):
+    """Whether `name` matches `pattern`, whose only wildcard is `*`."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    if not name.startswith(parts[0]) or len(name) < len(parts[0]) + len(parts[-1]):
+        return False
+    position = len(parts[0])
+    for middle in parts[1:-1]:
+        found = name.find(middle, position)
+        if found < 0:
+            return False
+        position = found + len(middle)
+    return name[position:].endswith(parts[-1])
 
 def _find_nvcc(rctx):
     explicit = rctx.os.environ.get("CUDA_NVCC")
@@ -68,7 +89,6 @@ def _cuda_toolkit_repository_impl(rctx):
         pkg = rctx.execute([dpkg, "-W", "-f", "${Package} ${Version}\n", "nvidia-cuda-toolkit", "nvidia-cuda-dev"])
         if pkg.return_code == 0:
             stamp += pkg.stdout
-    rctx.file("version.txt", stamp)
     rctx.watch(nvcc)
 
     cuda_home = rctx.os.environ.get("CUDA_HOME", "")
@@ -79,7 +99,9 @@ def _cuda_toolkit_repository_impl(rctx):
     )
     if not include.get_child("cuda_runtime.h").exists:
         fail("cuda_toolkit: {} has no cuda_runtime.h".format(include))
-    rctx.symlink(include, "include")
+    for entry in include.readdir():
+        if [p for p in _INCLUDE_ENTRIES if _matches(entry.basename, p)]:
+            rctx.symlink(entry, "include/" + entry.basename)
     cudart = _first_existing(
         rctx,
         [
@@ -91,17 +113,20 @@ def _cuda_toolkit_repository_impl(rctx):
     )
     rctx.symlink(cudart, "lib/libcudart_static.a")
 
-    host_compiler = rctx.os.environ.get("CUDA_HOST_COMPILER") or rctx.which("g++-13") or rctx.which("g++")
+    host_compiler = rctx.os.environ.get("CUDA_HOST_COMPILER") or rctx.which("g++")
     if not host_compiler:
         fail("cuda_toolkit: no host compiler (set CUDA_HOST_COMPILER)")
+    host_version = rctx.execute([host_compiler, "--version"])
+    if host_version.return_code != 0:
+        fail("cuda_toolkit: '{} --version' failed: {}".format(host_compiler, host_version.stderr))
 
+    # The host compiler's identity is part of every CUDA action's key, like nvcc's.
+    stamp += "host compiler {}\n{}".format(host_compiler, host_version.stdout)
+    rctx.file("version.txt", stamp)
     rctx.template("BUILD.bazel", rctx.attr._build_template, {
         "%{nvcc}": str(nvcc),
         "%{host_compiler}": str(host_compiler),
         "%{version}": version,
-        "%{header_patterns}": repr(_HEADER_PATTERNS),
-        # /usr/include is searched anyway; naming it again would shadow the C library's headers.
-        "%{includes}": repr([] if str(include) == "/usr/include" else ["include"]),
     })
 
 cuda_toolkit_repository = repository_rule(

@@ -15,7 +15,7 @@ die() {
 # The files whose content defines a build root. Any change to them yields a new root folder.
 buildroot_pin_files() {
   local f
-  for f in pins.txt requirements.lock provision.sh system.bazelrc; do
+  for f in pins.txt requirements.lock sysroot.lock provision.sh sysroot.sh system.bazelrc; do
     echo "${BUILDROOT_SRC_DIR}/${f}"
   done
   find "${BUILDROOT_SRC_DIR}/modules" -type f | LC_ALL=C sort
@@ -39,6 +39,7 @@ buildroot_expected_stamp() {
   echo "hash ${BUILDROOT_HASH}"
   grep -v '^#' "${BUILDROOT_SRC_DIR}/pins.txt" | sed '/^$/d'
   grep -v '^#' "${BUILDROOT_SRC_DIR}/requirements.lock" | sed '/^$/d'
+  grep -v '^#' "${BUILDROOT_SRC_DIR}/sysroot.lock" | sed '/^$/d'
 }
 
 buildroot_is_complete() {

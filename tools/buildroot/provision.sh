@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Creates the pinned Debian-unstable build root (Bazel 7, CUDA 12.4, g++-13, Python) in the cache
-# folder. Called by tools/bazel on first use; safe to run by hand. The root is assembled in a
-# temporary folder and renamed into place only when complete, so an interrupted run leaves
-# nothing that a later run could mistake for a finished root.
+# Creates the pinned Debian-unstable build root (Bazel 7, CUDA 12.4, Python; gcc 10 and glibc 2.31
+# for host code) in the cache folder. Called by tools/bazel on first use; safe to run by hand.
+# The root is assembled in a temporary folder and renamed into place only when complete, so an
+# interrupted run leaves nothing that a later run could mistake for a finished root.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -85,6 +85,12 @@ step "apt-get install ${#pins[@]} pinned packages (Bazel, CUDA 12.4, g++-13, Pyt
 in_staging apt-get "${APT_OPTS[@]}" install -y "${pins[@]}" >>"${log}" 2>&1 \
   || die "apt-get install failed, see ${log}"
 in_staging apt-get clean >>"${log}" 2>&1
+
+step "glibc 2.31 sysroot and host compiler from tools/buildroot/sysroot.lock"
+"${BUILDROOT_SRC_DIR}/sysroot.sh" "${staging}" "${MIRROR}" >>"${log}" 2>&1 \
+  || die "the sysroot failed, see ${log}"
+in_staging /opt/fastdeploy-ops/glibc-2.31/bin/g++ --version >>"${log}" 2>&1 \
+  || die "the sysroot's g++ does not run in the root, see ${log}"
 
 step "Python virtual environment from tools/buildroot/requirements.lock"
 cp "${BUILDROOT_SRC_DIR}/requirements.lock" "${staging}/opt/fastdeploy-ops/requirements.lock"

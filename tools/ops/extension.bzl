@@ -9,6 +9,7 @@ load(
     "gencode",
     "sm_split_transition",
 )
+load("//tools/python:abi.bzl", "PYTHON_ABIS", "python_abi_split_transition")
 load(":providers.bzl", "FamilyBindingInfo", "FamilyInfo")
 load(":schema.bzl", "SCHEMA_VERSION")
 
@@ -16,12 +17,14 @@ OpsExtensionInfo = provider(
     doc = "The per-SM extension modules of a package.",
     fields = {
         "package_dir": "Python package folder the files belong in, e.g. fastdeploy_ops.",
-        "modules": "dict: SM string -> File (_ops_smNN.abi3.so).",
+        "modules": "dict: SM string -> dict: Python ABI -> File (_ops_smNN.abi3.so, ...).",
+        "abis": "The Python ABIs of the modules (keys of PYTHON_ABIS in //tools/python:abi.bzl).",
         "manifests": "dict: SM string -> File (manifest_smNN.json).",
     },
 )
 
-def _registration_source(module, families, included):
+def _registration_source(module, families):
+    included = [f for f in families if not f.skipped_reason]
     table_decls = "\n".join([
         "extern \"C\" const void* fdops_kernel_table_{}(uint32_t abi);".format(f.name)
         for f in included
@@ -84,40 +87,37 @@ def _manifest(ctx, sm, module, infos, toolkit):
         "nvcc_flags": NVCC_FLAGS + [gencode(sm)],
     }, indent = "  ") + "\n"
 
-def _link_module(ctx, cc_toolchain, feature_configuration, sm, infos, bindings, toolkit):
-    module = "_ops_sm" + sm
-    included = [i for i in infos if not i.skipped_reason]
-    nanobind = ctx.attr._nanobind[CcInfo]
+def _link_module(ctx, cc, module, abi, registration, infos, bindings, toolkit):
+    """Links one SM's module for one Python ABI: that ABI's bindings, the SM's kernels.
 
-    registration = ctx.actions.declare_file("_{}/{}_registration.cc".format(ctx.label.name, module))
-    ctx.actions.write(registration, _registration_source(module, infos, included))
+    `cc` is a struct of the C++ toolchain and its feature configuration."""
+    included = [i for i in infos if not i.skipped_reason]
+
+    # The bindings carry nanobind and the kernel registry, built for this ABI.
     _, compilation_outputs = cc_common.compile(
-        name = "_{}_{}".format(ctx.label.name, module),
+        name = "_{}_{}_{}".format(ctx.label.name, module, abi),
         actions = ctx.actions,
-        feature_configuration = feature_configuration,
-        cc_toolchain = cc_toolchain,
+        feature_configuration = cc.feature_configuration,
+        cc_toolchain = cc.toolchain,
         srcs = [registration],
-        compilation_contexts = [
-            nanobind.compilation_context,
-            ctx.attr._kernel_registry[CcInfo].compilation_context,
-        ],
+        compilation_contexts = [bindings[i.name].compilation_context for i in infos],
     )
 
     # Only the module's init function is exported; everything else (nanobind, libstdc++,
     # cudart) stays private so two modules or other extensions never clash.
-    version_script = ctx.actions.declare_file("_{}/{}.lds".format(ctx.label.name, module))
+    version_script = ctx.actions.declare_file("_{}/{}/{}.lds".format(ctx.label.name, abi, module))
     ctx.actions.write(version_script, "{ global: PyInit_%s; local: *; };\n" % module)
 
     linking_outputs = cc_common.link(
-        name = "_{}/{}".format(ctx.label.name, module),
+        name = "_{}/{}/{}".format(ctx.label.name, abi, module),
         actions = ctx.actions,
-        feature_configuration = feature_configuration,
-        cc_toolchain = cc_toolchain,
+        feature_configuration = cc.feature_configuration,
+        cc_toolchain = cc.toolchain,
         compilation_outputs = compilation_outputs,
         # The registration references the kernel tables, which reference the launch functions.
         linking_contexts = [bindings[i.name].linking_context for i in infos] +
                            [i.kernels.linking_context for i in included] +
-                           [nanobind.linking_context, toolkit.cudart_static.linking_context],
+                           [toolkit.cudart_static.linking_context],
         output_type = "dynamic_library",
         user_link_flags = [
             "-static-libstdc++",
@@ -134,22 +134,25 @@ def _link_module(ctx, cc_toolchain, feature_configuration, sm, infos, bindings, 
     )
     library = linking_outputs.library_to_link
     shared_object = library.resolved_symlink_dynamic_library or library.dynamic_library
-    out = ctx.actions.declare_file("{}/{}.abi3.so".format(ctx.attr.package_dir, module))
+    out = ctx.actions.declare_file(ctx.attr.package_dir + "/" + module + PYTHON_ABIS[abi].suffix)
     ctx.actions.symlink(output = out, target_file = shared_object)
     return out
 
 def _ops_extension_impl(ctx):
     cc_toolchain = find_cpp_toolchain(ctx)
-    feature_configuration = cc_common.configure_features(
-        ctx = ctx,
-        cc_toolchain = cc_toolchain,
-        requested_features = ctx.features,
-        unsupported_features = ctx.disabled_features,
+    cc = struct(
+        toolchain = cc_toolchain,
+        feature_configuration = cc_common.configure_features(
+            ctx = ctx,
+            cc_toolchain = cc_toolchain,
+            requested_features = ctx.features,
+            unsupported_features = ctx.disabled_features,
+        ),
     )
     toolkit = find_cuda_toolkit(ctx)
-    bindings = {
-        t[FamilyBindingInfo].name: t[FamilyBindingInfo].cc_info
-        for t in ctx.attr.family_bindings
+    bindings_by_abi = {
+        abi: {t[FamilyBindingInfo].name: t[FamilyBindingInfo].cc_info for t in targets}
+        for abi, targets in ctx.split_attr.family_bindings.items()
     }
 
     modules = {}
@@ -159,29 +162,45 @@ def _ops_extension_impl(ctx):
         infos = [f[FamilyInfo] for f in families]
         nvcc_time.extend([i.nvcc_time for i in infos])
         module = "_ops_sm" + sm
-        modules[sm] = _link_module(ctx, cc_toolchain, feature_configuration, sm, infos, bindings, toolkit)
+        registration = ctx.actions.declare_file(
+            "_{}/{}_registration.cc".format(ctx.label.name, module),
+        )
+        ctx.actions.write(registration, _registration_source(module, infos))
+        modules[sm] = {
+            abi: _link_module(ctx, cc, module, abi, registration, infos, bindings, toolkit)
+            for abi, bindings in bindings_by_abi.items()
+        }
         manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
         ctx.actions.write(manifest, _manifest(ctx, sm, module, infos, toolkit))
         manifests[sm] = manifest
 
-    files = [modules[sm] for sm in sorted(modules, key = int)] + \
-            [manifests[sm] for sm in sorted(manifests, key = int)]
+    sms = sorted(modules, key = int)
+    files = [modules[sm][abi] for sm in sms for abi in sorted(modules[sm])] + \
+            [manifests[sm] for sm in sms]
     return [
         DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files)),
-        OpsExtensionInfo(package_dir = ctx.attr.package_dir, modules = modules, manifests = manifests),
+        OpsExtensionInfo(
+            package_dir = ctx.attr.package_dir,
+            modules = modules,
+            abis = sorted(bindings_by_abi),
+            manifests = manifests,
+        ),
         OutputGroupInfo(nvcc_time = depset(transitive = nvcc_time)),
     ]
 
 _ops_extension = rule(
     implementation = _ops_extension_impl,
-    doc = """Links `<package_dir>/_ops_smNN.abi3.so` and writes `manifest_smNN.json` for every SM.
+    doc = """Links `<package_dir>/_ops_smNN<suffix>` for every SM and Python ABI, and writes
+`manifest_smNN.json` for every SM.
 
 The families are built through a split transition over the SMs (the `sms` attribute, else
 --//cuda:sms). Per SM the module holds every family's bindings and the kernels of the
 families whose min_sm allows it; the others are listed in the manifest as skipped, with the
-reason, and their ops raise until fastdeploy_ops.jit loads kernels for them. Bindings and nanobind are host code,
-built once and shared by every SM's module. ops_manifests writes the same manifests without
-building anything.""",
+reason, and their ops raise until fastdeploy_ops.jit loads kernels for them. Bindings and
+nanobind are host code, built once per Python ABI (the `python_abis` attribute, else
+--//tools/python:abis) and shared by every SM's module: an SM's kernels are compiled once and
+linked into each ABI's module. ops_manifests writes the same manifests without building
+anything.""",
     attrs = {
         "families": attr.label_list(
             providers = [FamilyInfo],
@@ -190,16 +209,15 @@ building anything.""",
         ),
         "family_bindings": attr.label_list(
             providers = [FamilyBindingInfo],
-            doc = "The same ops_family targets in this configuration, for their host bindings.",
+            cfg = python_abi_split_transition,
+            doc = "The same ops_family targets, once per Python ABI, for their host bindings.",
         ),
         "sms": attr.string_list(doc = "SMs to build; empty means --//cuda:sms."),
+        "python_abis": attr.string_list(
+            doc = "Python ABIs to build modules for; empty means --//tools/python:abis.",
+        ),
         "package_dir": attr.string(default = "fastdeploy_ops"),
         "package_version": attr.string(mandatory = True),
-        "_kernel_registry": attr.label(
-            default = "//ops/common:kernel_registry",
-            providers = [CcInfo],
-        ),
-        "_nanobind": attr.label(default = "@nanobind", providers = [CcInfo]),
         "_allowlist_function_transition": attr.label(
             default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
         ),
@@ -214,7 +232,7 @@ def ops_extension(name, families, **kwargs):
     Args:
       name: target name.
       families: ops_family labels; each is built per SM for its kernels and once for its binding.
-      **kwargs: sms, package_dir, package_version, visibility, ...
+      **kwargs: sms, python_abis, package_dir, package_version, visibility, ...
     """
     _ops_extension(
         name = name,

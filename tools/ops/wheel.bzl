@@ -1,5 +1,6 @@
 """ops_wheel: the installable wheel of the Python package and its per-SM extension modules."""
 
+load("//tools/python:abi.bzl", "PYTHON_ABIS")
 load(":extension.bzl", "OpsExtensionInfo")
 load(":jit_sources.bzl", "JitSourcesInfo")
 
@@ -14,7 +15,7 @@ def _ops_wheel_impl(ctx):
     strip_prefix = ctx.attr.strip_prefix + "/" if ctx.attr.strip_prefix else ""
     entries = {_package_path(f, strip_prefix): f for f in ctx.files.srcs}
     for sm in extension.modules:
-        for f in [extension.modules[sm], extension.manifests[sm]]:
+        for f in extension.modules[sm].values() + [extension.manifests[sm]]:
             entries["{}/{}".format(extension.package_dir, f.basename)] = f
     if ctx.attr.jit_sources:
         entries.update(ctx.attr.jit_sources[JitSourcesInfo].files)
@@ -24,10 +25,12 @@ def _ops_wheel_impl(ctx):
     args.add("--out_dir", out_dir.path)
     args.add("--distribution", ctx.attr.distribution)
     args.add("--version", ctx.attr.version)
-    args.add("--python_tag", ctx.attr.python_tag)
-    args.add("--abi_tag", ctx.attr.abi_tag)
+    abis = [PYTHON_ABIS[abi] for abi in extension.abis]
+    for abi in abis:
+        args.add("--tag", "{}-{}".format(abi.python_tag, abi.abi_tag))
     args.add("--glibc_policy", ctx.attr.glibc_policy)
-    args.add("--requires_python", ctx.attr.requires_python)
+    oldest = sorted([tuple([int(p) for p in abi.min_python.split(".")]) for abi in abis])[0]
+    args.add("--requires_python", ">={}.{}".format(*oldest))
     args.add("--summary", ctx.attr.summary)
     args.add("--description_file", ctx.file.description)
     for dest in sorted(entries):
@@ -50,8 +53,9 @@ ops_wheel = rule(
     implementation = _ops_wheel_impl,
     doc = """Writes `<name>/<distribution>-<version>-<tags>.whl`.
 
-The platform tag is computed from the extension modules (highest glibc symbol version they need)
-and the build fails above glibc_policy. Equal inputs give a byte-identical wheel.""",
+The Python tags are those of the extension's Python ABIs (cp312-abi3, cp311-cp311). The platform
+tag is computed from the extension modules (highest glibc symbol version they need) and the build
+fails above glibc_policy. Equal inputs give a byte-identical wheel.""",
     attrs = {
         "srcs": attr.label_list(allow_files = True, doc = "Python package files."),
         "strip_prefix": attr.string(doc = "Leading folder of srcs that is not part of their wheel path."),
@@ -64,11 +68,8 @@ and the build fails above glibc_policy. Equal inputs give a byte-identical wheel
         "version": attr.string(mandatory = True),
         "summary": attr.string(mandatory = True),
         "description": attr.label(allow_single_file = True, mandatory = True),
-        "python_tag": attr.string(default = "cp312"),
-        "abi_tag": attr.string(default = "abi3"),
-        "requires_python": attr.string(default = ">=3.12"),
-        # The GPU machines run Ubuntu 24.04 (glibc 2.39).
-        "glibc_policy": attr.string(default = "2.39"),
+        # Debian 11, Ubuntu 20.04: the sysroot of tools/buildroot/sysroot.lock.
+        "glibc_policy": attr.string(default = "2.31"),
         "_builder": attr.label(
             default = "//tools/python:wheel_builder",
             executable = True,

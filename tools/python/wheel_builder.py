@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--distribution", required=True)
     parser.add_argument("--version", required=True)
-    parser.add_argument("--python_tag", required=True)
-    parser.add_argument("--abi_tag", required=True)
+    parser.add_argument("--tag", action="append", required=True,
+                        help="PYTHON-ABI pair its modules serve, e.g. cp312-abi3 (repeatable)")
     parser.add_argument("--glibc_policy", required=True, help="highest allowed, e.g. 2.39")
     parser.add_argument("--requires_python", required=True)
     parser.add_argument("--summary", required=True)
@@ -106,7 +106,11 @@ def main(argv: list[str]) -> int:
             f"glibc {args.glibc_policy}; build with an older toolchain or raise glibc_policy"
         )
     platform = f"manylinux_{major}_{minor}_x86_64" if shared_objects else "any"
-    tag = f"{args.python_tag}-{args.abi_tag}-{platform}"
+    tags = [f"{pair}-{platform}" for pair in sorted(set(args.tag))]
+    # The file name carries the compressed tag set (cp311.cp312-abi3.cp311-...): installers take
+    # the wheel where one of its combinations fits; WHEEL lists the pairs the modules really are.
+    pythons, abis = zip(*(pair.split("-") for pair in sorted(set(args.tag))))
+    name_tag = f"{'.'.join(sorted(set(pythons)))}-{'.'.join(sorted(set(abis)))}-{platform}"
     dist_info = f"{args.distribution}-{args.version}.dist-info"
 
     description = pathlib.Path(args.description_file).read_text()
@@ -124,7 +128,7 @@ def main(argv: list[str]) -> int:
         "Wheel-Version: 1.0\n"
         "Generator: fastdeploy_ops wheel_builder\n"
         f"Root-Is-Purelib: {'false' if shared_objects else 'true'}\n"
-        f"Tag: {tag}\n"
+        + "".join(f"Tag: {tag}\n" for tag in tags)
     ).encode()
     record_name = f"{dist_info}/RECORD"
     record = "".join(
@@ -132,7 +136,7 @@ def main(argv: list[str]) -> int:
     ) + f"{record_name},,\n"
     files[record_name] = record.encode()
 
-    wheel_name = f"{args.distribution}-{args.version}-{tag}.whl"
+    wheel_name = f"{args.distribution}-{args.version}-{name_tag}.whl"
     out_dir = pathlib.Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out_dir / wheel_name, "w") as archive:
