@@ -2,7 +2,8 @@
 
 - `cuda_library`: `.cu` sources compiled by nvcc once per SM of the current configuration.
 - `cuda_instantiations`: one generated `.cu` per instantiation group of a kernel template.
-- `sm_split_transition`: builds an attribute's targets once per SM of `--//cuda:sms`.
+- `sm_split_transition`: builds an attribute's targets once per SM of `--//cuda:sms`, each with
+  its toolkit (`toolkit_of_sm`: CUDA 13 from SM100 on and for `--//cuda:cuda13_sms`).
 - `cuda_toolkit`: a toolkit for toolchain type `//cuda:toolchain_type`.
 - `current_arch`, `find_cuda_toolkit`: for rules of their own that build on these.
 - Flags shared by every nvcc call: `NVCC_FLAGS`, `gencode`, and the `-gencode` patterns
@@ -28,7 +29,11 @@ load(
     _CudaSourcesInfo = "CudaSourcesInfo",
     _CudaToolkitInfo = "CudaToolkitInfo",
 )
-load("//cuda/private:sm_transition.bzl", _sm_split_transition = "sm_split_transition")
+load(
+    "//cuda/private:sm_transition.bzl",
+    _sm_split_transition = "sm_split_transition",
+    _toolkit_of_sm = "toolkit_of_sm",
+)
 load(
     "//cuda/private:toolkit.bzl",
     _TOOLCHAIN_TYPE = "TOOLCHAIN_TYPE",
@@ -40,6 +45,7 @@ cuda_library = _cuda_library
 cuda_instantiations = _cuda_instantiations
 cuda_toolkit = _cuda_toolkit
 sm_split_transition = _sm_split_transition
+toolkit_of_sm = _toolkit_of_sm
 current_arch = _current_arch
 find_cuda_toolkit = _find_cuda_toolkit
 CUDA_TOOLCHAIN_TYPE = _TOOLCHAIN_TYPE

@@ -3,9 +3,10 @@
 CudaToolkitInfo = provider(
     doc = "The CUDA toolkit a build uses.",
     fields = {
-        "nvcc": "Absolute path of the nvcc driver (its identity is in stamp).",
+        "nvcc": "Path of the nvcc driver, absolute or in the execution root (identity in stamp).",
         "host_compiler": "Path of the host compiler nvcc runs (-ccbin).",
         "version": "Toolkit version string, for example 12.4.131.",
+        "min_driver": "Oldest NVIDIA driver release the toolkit's code runs on, e.g. 525.60.13.",
         "stamp": "File whose content identifies the toolkit; an input of every CUDA action.",
         "headers": "depset of the toolkit's header files.",
         "include_dir": "Execution-root path of the folder holding those headers (nvcc -isystem).",

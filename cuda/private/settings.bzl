@@ -15,11 +15,11 @@ sm_list_flag = rule(
     doc = "SM versions to build, one per --config=smNN (repeatable, so configs combine).",
 )
 
-def _arch_setting_impl(ctx):
+def _transition_setting_impl(ctx):
     return [BuildSettingInfo(value = ctx.build_setting_value)]
 
-arch_setting = rule(
-    implementation = _arch_setting_impl,
+transition_setting = rule(
+    implementation = _transition_setting_impl,
     build_setting = config.string(flag = False),
-    doc = "The SM of the current configuration; set only by the per-SM split transition.",
+    doc = "A string that only the per-SM split transition sets (the SM, the toolkit).",
 )

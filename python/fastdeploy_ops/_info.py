@@ -17,7 +17,10 @@ class Info(dict[str, Any]):
         dev = self["device"]
         device = f"{dev['name']} (SM{dev['sm']}, {dev['count']} visible)" if dev else "none"
         problem = f" - {self['device_problem']}" if self["device_problem"] else ""
-        modules = ", ".join(f"{name} (sm{sm})" for sm, name in self["modules"].items()) or "none"
+        modules = ", ".join(
+            f"{name} (sm{sm}, CUDA {self['toolkits'][sm]['cuda']}, driver "
+            f"{self['toolkits'][sm]['min_driver'] or '?'}+)"
+            for sm, name in self["modules"].items()) or "none"
         lines = [
             f"fastdeploy_ops {self['package_version']} ({self['package_dir']})",
             f"modules in this package: {modules}",
@@ -49,7 +52,8 @@ def info() -> Info:
     """Report the package, the device and the chosen module.
 
     Keys: ``package_version``, ``package_dir``, ``modules`` (``{sm: module name}`` of every
-    module in the wheel), ``forced_sm`` (``FASTDEPLOY_OPS_SM`` or ``None``), ``module`` and
+    module in the wheel), ``toolkits`` (``{sm: {"cuda": version, "min_driver": release}}``: the
+    CUDA toolkit each module was built with and the oldest driver that runs it), ``forced_sm`` (``FASTDEPLOY_OPS_SM`` or ``None``), ``module`` and
     ``module_sm`` (the chosen module, ``None`` when there is none), ``reason`` (why it was
     chosen, or why nothing was), ``load_error`` (why its import failed, else ``None``),
     ``device`` (``{"sm", "name", "count"}`` or ``None``), ``device_problem`` (why there is no
@@ -69,6 +73,8 @@ def info() -> Info:
         package_version=_manifest.package_version(),
         package_dir=str(_manifest.PACKAGE_DIR),
         modules={sm: m.module for sm, m in sorted(chosen.manifests.items())},
+        toolkits={sm: {"cuda": m.cuda_version, "min_driver": m.cuda_min_driver}
+                  for sm, m in sorted(chosen.manifests.items())},
         forced_sm=chosen.forced_sm,
         module=manifest.module if manifest else None,
         module_sm=chosen.sm,

@@ -1,7 +1,8 @@
 """The manifests of the wheel's extension modules (``manifest_smNN.json``).
 
 Each ``_ops_smNN`` module ships with a manifest, written by the build (``ops_extension``): its
-module name, SM, package version, CUDA version, the families it contains and those it skipped,
+module name, SM, package version, the CUDA version it was built with and the oldest driver that
+runs it, the families it contains and those it skipped,
 with the reason. ``families.json`` (the JIT's kernel sources) follows the same schema version.
 """
 
@@ -65,6 +66,7 @@ class Manifest:
     families: Mapping[str, Family]
     skipped: Mapping[str, Family]
     cuda_version: str
+    cuda_min_driver: str = ""
 
     @property
     def ops(self) -> list[str]:
@@ -104,7 +106,8 @@ def parse_manifest(data: Mapping[str, Any]) -> Manifest:
         package_version=str(data["package_version"]),
         families={k: _parse_family(k, v, False) for k, v in data["families"].items()},
         skipped={k: _parse_family(k, v, True) for k, v in data.get("skipped", {}).items()},
-        cuda_version=str(data.get("cuda_version", "unknown")),
+        cuda_version=str(data["cuda_version"]),
+        cuda_min_driver=str(data.get("cuda_min_driver", "")),
     )
 
 

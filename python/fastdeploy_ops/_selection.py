@@ -17,18 +17,21 @@ from ._manifest import Manifest, read_manifests
 
 __all__ = [
     "ENV_FORCE_SM",
-    "PTX_MIN_DRIVER_VERSION",
     "Selection",
     "describe_driver",
+    "driver_api_version",
     "parse_forced_sm",
     "select_module",
     "selection",
 ]
 
 ENV_FORCE_SM = "FASTDEPLOY_OPS_SM"
-# The modules' PTX comes from the CUDA 12.4 toolkit; a driver JIT-compiles PTX only from a
-# toolkit no newer than itself (cuDriverGetVersion 12040 = CUDA 12.4).
-PTX_MIN_DRIVER_VERSION = 12040
+
+
+def driver_api_version(cuda_version: str) -> int:
+    """A toolkit version (``"12.4.131"``) as ``cuDriverGetVersion`` numbers it (``12040``)."""
+    major, minor = (int(part) for part in cuda_version.split(".")[:2])
+    return major * 1000 + minor * 10
 
 
 def parse_forced_sm(value: str | None) -> int | None:
@@ -50,25 +53,27 @@ def _names(sms: Iterable[int]) -> str:
 
 
 def select_module(
-    available_sms: Iterable[int],
+    modules: Mapping[int, str],
     device_sm: int | None,
     driver_version: int | None,
     forced_sm: int | None,
 ) -> tuple[int | None, str]:
-    """Pick the module to load; returns ``(sm or None, reason)``.
+    """Pick the module to load from ``modules`` (SM -> the CUDA version it was built with,
+    ``"12.4.131"``); returns ``(sm or None, reason)``.
 
-    Rules, in order:
+    A module runs its SASS on a driver of its toolkit's major line or newer (minor-version
+    compatibility: CUDA 13.5 code on any CUDA 13 driver), and has its PTX JIT-compiled only by a
+    driver at least as new as its toolkit. Rules, in order:
 
     1. ``forced_sm`` (from ``FASTDEPLOY_OPS_SM``) picks that module if the wheel has it, even
        without a GPU (argument validation still works); otherwise nothing is picked.
     2. Without a device nothing is picked.
-    3. A module of the device's major version, the highest SM not above the device's: its SASS
-       runs natively (SASS is compatible within a major version, upwards in minor).
-    4. Else the highest SM below the device's, whose embedded PTX the driver JIT-compiles; this
-       needs a driver at least as new as the toolkit (``PTX_MIN_DRIVER_VERSION``).
-    5. Else nothing.
+    3. A module of the device's major version whose SASS this driver runs, the highest SM not
+       above the device's (SASS is compatible within a major version, upwards in minor).
+    4. Else the highest SM below the device's whose PTX this driver can JIT-compile.
+    5. Else nothing; the reason names the driver a module would need.
     """
-    available = sorted(set(available_sms))
+    available = sorted(modules)
     if forced_sm is not None:
         if forced_sm not in available:
             return None, (
@@ -80,30 +85,49 @@ def select_module(
             reason += " (no GPU: ops can validate arguments but not run)"
         elif forced_sm > device_sm:
             reason += f" (built for a newer GPU than this SM{device_sm}: kernels will not launch)"
+        elif driver_version is not None and driver_version < _line(modules[forced_sm]):
+            reason += f" ({_needs(forced_sm, modules[forced_sm], driver_version)})"
         return forced_sm, reason
     if not available:
         return None, "this package contains no _ops_smNN module (no manifest_sm*.json)"
     if device_sm is None:
         return None, "no GPU"
-    native = [sm for sm in available if sm // 10 == device_sm // 10 and sm <= device_sm]
+    driver = driver_version or 0
+    same_major = [sm for sm in available if sm // 10 == device_sm // 10 and sm <= device_sm]
+    native = [sm for sm in same_major if driver >= _line(modules[sm])]
     if native:
         return max(native), (
             f"sm{max(native)} runs natively on the SM{device_sm} device "
             f"(same major version, highest not above the device)"
         )
-    older = [sm for sm in available if sm < device_sm]
-    if not older:
+    refused = [_needs(sm, modules[sm], driver_version) for sm in same_major]
+    older = [sm for sm in available if sm < device_sm and sm // 10 != device_sm // 10]
+    jit = [sm for sm in older if driver >= driver_api_version(modules[sm])]
+    if jit:
+        return max(jit), "; ".join(refused + [
+            f"no module for SM{device_sm}'s major version that this driver runs; "
+            f"sm{max(jit)}'s PTX is JIT-compiled by the driver ({describe_driver(driver_version)})"
+        ])
+    if not older and not same_major:
         return None, f"every module ({_names(available)}) is for a GPU newer than SM{device_sm}"
-    if driver_version is None or driver_version < PTX_MIN_DRIVER_VERSION:
-        return None, (
-            f"no module for SM{device_sm}'s major version, and the driver "
-            f"({describe_driver(driver_version)}) is too old to JIT-compile PTX from CUDA 12.4 "
-            f"(available: {_names(available)})"
+    if older:
+        refused.append(
+            f"the driver ({describe_driver(driver_version)}) is too old to JIT-compile the PTX "
+            f"of {_names(older)} (built with CUDA "
+            f"{', '.join(sorted({modules[sm] for sm in older}))})"
         )
-    return max(older), (
-        f"no module for SM{device_sm}'s major version; sm{max(older)}'s PTX is JIT-compiled "
-        f"by the driver ({describe_driver(driver_version)})"
-    )
+    return None, "; ".join(refused)
+
+
+def _line(cuda_version: str) -> int:
+    """The oldest ``cuDriverGetVersion`` that runs SASS built with ``cuda_version``."""
+    return driver_api_version(cuda_version) // 1000 * 1000
+
+
+def _needs(sm: int, cuda_version: str, driver_version: int | None) -> str:
+    major = cuda_version.split(".")[0]
+    return (f"sm{sm} is built with CUDA {cuda_version} and needs a driver of the CUDA {major} "
+            f"line or newer; this driver is {describe_driver(driver_version)}")
 
 
 def describe_driver(version: int | None) -> str:
@@ -138,7 +162,8 @@ def selection() -> Selection:
         forced_sm = parse_forced_sm(os.environ.get(ENV_FORCE_SM))
     except ValueError as exc:
         return Selection({}, device, None, None, str(exc))
-    sm, reason = select_module(manifests, device.sm, device.driver_version, forced_sm)
+    modules = {sm: m.cuda_version for sm, m in manifests.items()}
+    sm, reason = select_module(modules, device.sm, device.driver_version, forced_sm)
     if sm is None and device.problem:
         reason = f"{reason}; {device.problem}"
     return Selection(manifests, device, forced_sm, sm, reason)

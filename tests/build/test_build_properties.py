@@ -5,13 +5,15 @@ Runs a nested Bazel over a copy of this workspace, so the counts are of real CUD
 - touching a family's private header recompiles only that family's sources;
 - touching a README or a test compiles and links nothing;
 - the kernels are compiled once per SM, not once per Python ABI (abi3, cp311);
-- adding sm90 to an sm70+sm80 build compiles only sm90 actions;
+- adding sm90 to an sm70+sm80 build compiles only sm90 actions; adding sm120 compiles only sm120
+  actions, with CUDA 13's nvcc, and a changed CUDA 13 stamp recompiles only those;
 - two clean builds in different folders give byte-identical wheels.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
@@ -97,6 +99,41 @@ def test_touching_a_family_header_recompiles_only_that_family(workspace: Workspa
     assert executed_cuda_compiles(spawns) == [(s, sm) for s in sources for sm in ("70", "80")]
 
 
+def _nvcc_of(spawn: dict) -> str:
+    """The nvcc a CudaCompile ran: the wrapper's first argument."""
+    return spawn["commandArgs"][1]
+
+
+def test_adding_sm120_compiles_only_sm120_with_cuda13(workspace: Workspace) -> None:
+    spawns = workspace.build("//python:wheel", *_SMS_70_80, "--//cuda:sms=120")
+    compiles = executed_cuda_compiles(spawns)
+    assert {sm for _, sm in compiles} == {"120"}
+    assert _sources(compiles) == _every_source(workspace)
+    assert {_nvcc_of(s) for s in executed(spawns, "CudaCompile")} == {
+        "external/_main~toolchains~cuda_toolkit_13/bin/nvcc"}
+    assert {sm for _, sm in _linked_modules(spawns)} == {"120"}
+
+
+def test_a_changed_cuda13_stamp_recompiles_only_the_cuda13_sms(workspace: Workspace) -> None:
+    # The CUDA 13 repository as fetched, with one line added to its stamp: the sm120 actions
+    # (CUDA 13) must all run again, the sm70 and sm80 ones (CUDA 12.4) none.
+    assert executed_cuda_compiles(
+        workspace.build("//python:wheel", *_SMS_70_80, "--//cuda:sms=120")) == []
+    (fetched,) = [p for p in (workspace.info("output_base") / "external").glob("*cuda_toolkit_13")
+                  if p.is_dir()]
+    changed = workspace.path.parent / "cuda_toolkit_13_changed"
+    shutil.copytree(fetched, changed, symlinks=True)
+    with open(changed / "version.txt", "a") as f:
+        f.write("toolkit rebuilt with a different patch level\n")
+    spawns = workspace.build("//python:wheel", *_SMS_70_80, "--//cuda:sms=120",
+                             f"--override_repository={fetched.name}={changed}")
+    compiled = executed_cuda_compiles(spawns)
+    assert {sm for _, sm in compiled} == {"120"}
+    assert _sources(compiled) == _every_source(workspace)
+    # The same compiler gives the same objects, so nothing downstream of them runs again.
+    assert _linked_modules(spawns) == []
+
+
 # The README is the wheel's long description and the shipped GPU tests are in the wheel, so both
 # rewrite the wheel, but neither may compile or link anything.
 @pytest.mark.parametrize("touched", ["README.md", "python/fastdeploy_ops/tests/test_rotary.py"])
@@ -113,7 +150,15 @@ def test_adding_sm90_compiles_only_sm90(workspace: Workspace) -> None:
     compiles = executed_cuda_compiles(spawns)
     assert {sm for _, sm in compiles} == {"90"}
     # Every source once, the generated instantiation groups (under bazel-out) included.
-    compiled = sorted(re.sub(r"^bazel-out/[^/]+/bin/", "", source) for source, _ in compiles)
+    assert _sources(compiles) == _every_source(workspace)
+
+
+def _sources(compiles: list[tuple[str, str]]) -> list[str]:
+    """The sources of `compiles`, generated ones without their bazel-out/<config>/bin/ prefix."""
+    return sorted(re.sub(r"^bazel-out/[^/]+/bin/", "", source) for source, _ in compiles)
+
+
+def _every_source(workspace: Workspace) -> list[str]:
+    """Every kernel source, the generated instantiation groups (under bazel-out) included."""
     generated = {p.name for p in workspace.path.glob("bazel-out/*/bin/ops/*/*.cu")}
-    assert compiled == sorted(_kernel_sources(workspace) + [
-        f"ops/attention/{name}" for name in generated])
+    return sorted(_kernel_sources(workspace) + [f"ops/attention/{name}" for name in generated])

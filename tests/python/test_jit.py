@@ -31,6 +31,11 @@ args = sys.argv[1:]
 if args == ["--version"]:
     print(os.environ.get("FAKE_NVCC_VERSION", "Cuda compilation tools, release 12.4, V12.4.131"))
     sys.exit(0)
+if args == ["--list-gpu-code"]:  # a file `targets` beside the fake replaces CUDA 12.4's list
+    targets = pathlib.Path(sys.argv[0]).with_name("targets")
+    print(targets.read_text() if targets.exists() else "\\n".join(
+        f"sm_{{sm}}" for sm in (50, 52, 53, 60, 61, 62, 70, 72, 75, 80, 86, 87, 89, 90)))
+    sys.exit(0)
 with open(os.environ["FAKE_NVCC_LOG"], "a") as log:  # O_APPEND: one line per call, atomically
     log.write(("compile " if "-c" in args else "link ") + " ".join(args) + "\\n")
 if os.environ.get("FAKE_NVCC_FAIL"):
@@ -519,6 +524,22 @@ def test_an_unusable_explicit_nvcc_is_an_error_not_a_fallback(tmp_path: Path,
     on_path = write_fake_nvcc(tmp_path / "path" / "bin")
     with pytest.raises(jit.CompilerNotFoundError, match="FASTDEPLOY_OPS_NVCC: .* without an nvcc"):
         _compiler.find_compiler({"FASTDEPLOY_OPS_NVCC": str(broken), "PATH": str(on_path.parent)})
+
+
+def test_the_first_nvcc_that_can_target_the_sm_is_chosen(tmp_path: Path,
+                                                         no_standard_nvcc: None) -> None:
+    cuda12 = write_fake_nvcc(tmp_path / "cuda12" / "bin")
+    cuda13 = write_fake_nvcc(tmp_path / "cuda13" / "bin")
+    (cuda13.parent / "targets").write_text("sm_75\nsm_90\nsm_100\nsm_100a\nsm_120\n")
+    env = {"CUDA_HOME": str(cuda12.parent.parent), "PATH": str(cuda13.parent)}
+    assert _compiler.find_compiler(env).nvcc == cuda12
+    assert _compiler.find_compiler(env, sm=90).nvcc == cuda12
+    found = _compiler.find_compiler(env, sm=100)
+    assert (found.nvcc, found.found_by) == (cuda13, "PATH")
+    assert found.targets == {75, 90, 100, 120}
+    with pytest.raises(jit.CompilerNotFoundError) as raised:
+        _compiler.find_compiler({"CUDA_HOME": env["CUDA_HOME"]}, sm=100)
+    assert "CUDA 12.4.131 cannot target sm_100 (it targets sm_50, " in str(raised.value)
 
 
 def test_no_compiler_names_every_place_searched(tmp_path: Path, no_standard_nvcc: None) -> None:

@@ -16,6 +16,11 @@ CUDA_13_0 = 13000
 CUDA_12_4 = 12040
 
 
+def _built(*sms: int, cuda13: tuple[int, ...] = ()) -> dict[int, str]:
+    """Modules of `sms`, as the wheel builds them: CUDA 13.5 for `cuda13`, else CUDA 12.4."""
+    return {sm: "13.5.37" if sm in cuda13 else "12.4.131" for sm in sms}
+
+
 @pytest.mark.parametrize(
     ("available", "device_sm", "driver", "expected"),
     [
@@ -49,37 +54,74 @@ CUDA_12_4 = 12040
 )
 def test_select_module(available: list[int], device_sm: int | None, driver: int | None,
                        expected: int | None) -> None:
-    sm, reason = select_module(available, device_sm, driver, None)
+    sm, reason = select_module(_built(*available), device_sm, driver, None)
     assert sm == expected, reason
     assert reason
 
 
+@pytest.mark.parametrize(
+    ("sms", "cuda13", "device_sm", "driver", "expected"),
+    [
+        # Blackwell modules (CUDA 13) need a driver of the CUDA 13 line, any minor version.
+        ((90, 100, 120), (100, 120), 100, CUDA_13_0, 100),
+        ((90, 100, 120), (100, 120), 120, 13020, 120),
+        ((90, 100, 120), (100, 120), 103, CUDA_13_0, 100),
+        # An older driver: the sm90 module's CUDA 12.4 PTX instead, if the driver JITs it.
+        ((90, 100, 120), (100, 120), 100, 12080, 90),
+        ((100, 120), (100, 120), 100, 12080, None),
+        ((90, 100), (100,), 100, 12020, None),
+        # sm90 built with CUDA 13 (--config=sm90-cuda13): on a CUDA 12 driver, the sm80 PTX.
+        ((80, 90), (90,), 90, 12080, 80),
+        ((80, 90), (90,), 90, 13010, 90),
+        ((90,), (90,), 90, 12080, None),
+        # CUDA 13 PTX of an older major needs a driver at least as new as CUDA 13.5.
+        ((90,), (90,), 100, 13050, 90),
+        ((90,), (90,), 100, 13000, None),
+    ],
+)
+def test_select_module_by_driver(sms: tuple[int, ...], cuda13: tuple[int, ...],
+                                 device_sm: int, driver: int, expected: int | None) -> None:
+    sm, reason = select_module(_built(*sms, cuda13=cuda13), device_sm, driver, None)
+    assert sm == expected, reason
+    assert reason
+
+
+def test_driver_reasons_name_the_driver_needed() -> None:
+    _, reason = select_module(_built(100, cuda13=(100,)), 100, 12080, None)
+    assert "sm100 is built with CUDA 13.5.37" in reason
+    assert "CUDA 13 line" in reason and "this driver is CUDA 12.8" in reason
+    _, reason = select_module(_built(90, 100, cuda13=(100,)), 100, 12080, None)
+    assert "sm90's PTX is JIT-compiled" in reason and "CUDA 13 line" in reason
+    _, reason = select_module(_built(90, cuda13=(90,)), 90, 12080, 90)
+    assert "forced" in reason and "CUDA 13 line" in reason
+
+
 def test_reasons_say_why() -> None:
-    assert "same major" in select_module([70, 80], 86, CUDA_12_4, None)[1]
-    assert "PTX" in select_module([70, 80], 90, CUDA_13_0, None)[1]
-    too_old = select_module([70, 80], 90, 12020, None)[1]
+    assert "same major" in select_module(_built(70, 80), 86, CUDA_12_4, None)[1]
+    assert "PTX" in select_module(_built(70, 80), 90, CUDA_13_0, None)[1]
+    too_old = select_module(_built(70, 80), 90, 12020, None)[1]
     assert "driver" in too_old and "CUDA 12.2" in too_old and "sm70, sm80" in too_old
-    assert "newer" in select_module([75, 80], 70, CUDA_13_0, None)[1]
-    assert "no GPU" in select_module([70], None, None, None)[1]
-    assert "no _ops_smNN" in select_module([], 90, CUDA_13_0, None)[1]
+    assert "newer" in select_module(_built(75, 80), 70, CUDA_13_0, None)[1]
+    assert "no GPU" in select_module(_built(70), None, None, None)[1]
+    assert "no _ops_smNN" in select_module(_built(), 90, CUDA_13_0, None)[1]
 
 
 @pytest.mark.parametrize("device_sm", [None, 70, 90])
 def test_forced_sm_present_is_used_with_or_without_gpu(device_sm: int | None) -> None:
-    sm, reason = select_module([70, 80], device_sm, CUDA_13_0 if device_sm else None, 70)
+    sm, reason = select_module(_built(70, 80), device_sm, CUDA_13_0 if device_sm else None, 70)
     assert sm == 70
     assert "FASTDEPLOY_OPS_SM=70" in reason
     assert ("no GPU" in reason) == (device_sm is None)
 
 
 def test_forced_sm_newer_than_device_is_used_with_a_warning() -> None:
-    sm, reason = select_module([70, 90], 80, CUDA_13_0, 90)
+    sm, reason = select_module(_built(70, 90), 80, CUDA_13_0, 90)
     assert sm == 90
     assert "SM80" in reason and "will not launch" in reason
 
 
 def test_forced_sm_absent_names_the_available_modules() -> None:
-    sm, reason = select_module([80, 70], 90, CUDA_13_0, 75)
+    sm, reason = select_module(_built(80, 70), 90, CUDA_13_0, 75)
     assert sm is None
     assert "FASTDEPLOY_OPS_SM=75" in reason and "sm70, sm80" in reason
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-SMS = (70, 80, 89, 90)  # the sms of //tests/python:manifests_all_sms
+SMS = (70, 80, 89, 90, 100, 120)  # the sms of //tests/python:manifests_all_sms
 
 # What the hardware requires of these families: facts stated here on purpose, not derived, so
 # that a declaration lowered below what its kernels need fails.
@@ -52,6 +52,18 @@ def test_one_manifest_per_sm() -> None:
     for sm, manifest in found.items():
         assert manifest["module"] == f"_ops_sm{sm}"
         assert f"-gencode=arch=compute_{sm},code=[sm_{sm},compute_{sm}]" in manifest["nvcc_flags"]
+
+
+@pytest.mark.parametrize("sm", SMS)
+def test_each_manifest_names_its_toolkit_and_the_driver_it_needs(sm: int) -> None:
+    # CUDA 12.4 up to sm90 (the last toolkit that targets sm70), CUDA 13 from sm100 on.
+    manifest = manifests()[sm]
+    if sm >= 100:
+        assert manifest["cuda_version"].startswith("13.")
+        assert manifest["cuda_min_driver"] == "580.65.06"
+    else:
+        assert manifest["cuda_version"].startswith("12.4.")
+        assert manifest["cuda_min_driver"] == "525.60.13"
 
 
 @pytest.mark.parametrize("sm", SMS)

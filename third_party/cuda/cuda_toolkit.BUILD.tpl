@@ -14,21 +14,8 @@ cuda_toolkit(
     headers = glob(["include/**"]),
     host_compiler = "%{host_compiler}",
     include_dir = "include",
+    min_driver = "%{min_driver}",
     nvcc = "%{nvcc}",
     stamp = "version.txt",
     version = "%{version}",
-)
-
-# Registered in MODULE.bazel; the CUDA rules find the toolkit through it.
-toolchain(
-    name = "toolchain",
-    toolchain = ":toolkit",
-    toolchain_type = "@fastdeploy_ops//cuda:toolchain_type",
-)
-
-# The toolkit's headers for host code (bindings include cuda_runtime_api.h).
-cc_library(
-    name = "headers",
-    hdrs = glob(["include/**"]),
-    includes = ["include"],
 )

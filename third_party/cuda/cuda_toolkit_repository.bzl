@@ -38,6 +38,14 @@ _INCLUDE_ENTRIES = [
     "vector_*.hpp",
 ]
 
+# The oldest driver of each CUDA major version: minor-version compatibility lets code built with
+# any toolkit of that line run on it (PTX of a newer toolkit still needs a newer driver).
+MIN_DRIVER = {
+    "11": "450.80.02",
+    "12": "525.60.13",
+    "13": "580.65.06",
+}
+
 def _matches(name, pattern):
     """Whether `name` matches `pattern`, whose only wildcard is `*`."""
     parts = pattern.split("*")
@@ -52,6 +60,20 @@ def _matches(name, pattern):
             return False
         position = found + len(middle)
     return name[position:].endswith(parts[-1])
+
+def find_host_compiler(rctx):
+    """nvcc's host compiler (CUDA_HOST_COMPILER, else g++ on PATH) and the stamp line naming it.
+
+    The host compiler's identity goes into the toolkit's stamp, so it is part of every CUDA
+    action's key, like nvcc's.
+    """
+    host_compiler = rctx.os.environ.get("CUDA_HOST_COMPILER") or rctx.which("g++")
+    if not host_compiler:
+        fail("cuda_toolkit: no host compiler (set CUDA_HOST_COMPILER)")
+    version = rctx.execute([host_compiler, "--version"])
+    if version.return_code != 0:
+        fail("cuda_toolkit: '{} --version' failed: {}".format(host_compiler, version.stderr))
+    return str(host_compiler), "host compiler {}\n{}".format(host_compiler, version.stdout)
 
 def _find_nvcc(rctx):
     explicit = rctx.os.environ.get("CUDA_NVCC")
@@ -113,20 +135,13 @@ def _cuda_toolkit_repository_impl(rctx):
     )
     rctx.symlink(cudart, "lib/libcudart_static.a")
 
-    host_compiler = rctx.os.environ.get("CUDA_HOST_COMPILER") or rctx.which("g++")
-    if not host_compiler:
-        fail("cuda_toolkit: no host compiler (set CUDA_HOST_COMPILER)")
-    host_version = rctx.execute([host_compiler, "--version"])
-    if host_version.return_code != 0:
-        fail("cuda_toolkit: '{} --version' failed: {}".format(host_compiler, host_version.stderr))
-
-    # The host compiler's identity is part of every CUDA action's key, like nvcc's.
-    stamp += "host compiler {}\n{}".format(host_compiler, host_version.stdout)
-    rctx.file("version.txt", stamp)
+    host_compiler, host_stamp = find_host_compiler(rctx)
+    rctx.file("version.txt", stamp + host_stamp)
     rctx.template("BUILD.bazel", rctx.attr._build_template, {
         "%{nvcc}": str(nvcc),
-        "%{host_compiler}": str(host_compiler),
+        "%{host_compiler}": host_compiler,
         "%{version}": version,
+        "%{min_driver}": MIN_DRIVER.get(version.split(".")[0], ""),
     })
 
 cuda_toolkit_repository = repository_rule(

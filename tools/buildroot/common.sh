@@ -15,7 +15,8 @@ die() {
 # The files whose content defines a build root. Any change to them yields a new root folder.
 buildroot_pin_files() {
   local f
-  for f in pins.txt requirements.lock sysroot.lock provision.sh sysroot.sh system.bazelrc; do
+  for f in pins.txt requirements.lock sysroot.lock provision.sh sysroot.sh TrustStore.java \
+    system.bazelrc; do
     echo "${BUILDROOT_SRC_DIR}/${f}"
   done
   find "${BUILDROOT_SRC_DIR}/modules" -type f | LC_ALL=C sort

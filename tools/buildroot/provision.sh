@@ -99,6 +99,12 @@ in_staging "${BUILDROOT_VENV}/bin/pip" install --quiet --no-cache-dir --disable-
   --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: -r /opt/fastdeploy-ops/requirements.lock >>"${log}" 2>&1 \
   || die "pip install of tools/buildroot/requirements.lock failed, see ${log}"
 
+step "Java trust store of the host's CA bundle, for Bazel's downloads"
+cp "${BUILDROOT_SRC_DIR}/TrustStore.java" "${staging}/opt/fastdeploy-ops/TrustStore.java"
+in_staging java /opt/fastdeploy-ops/TrustStore.java /opt/fastdeploy-ops/host-ca.crt \
+  /opt/fastdeploy-ops/java-truststore.p12 fastdeploy-ops >>"${log}" 2>&1 \
+  || die "the Java trust store failed, see ${log}"
+
 step "Bazel system settings and offline module stand-ins"
 mkdir -p "${staging}/usr/share/fastdeploy-ops"
 cp -r "${BUILDROOT_SRC_DIR}/modules" "${staging}/usr/share/fastdeploy-ops/modules"

@@ -1,15 +1,10 @@
 """ops_extension: one nanobind extension module and manifest per SM."""
 
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain", "use_cpp_toolchain")
-load(
-    "//cuda:defs.bzl",
-    "CUDA_TOOLCHAIN_TYPE",
-    "NVCC_FLAGS",
-    "find_cuda_toolkit",
-    "gencode",
-    "sm_split_transition",
-)
-load("//tools/python:abi.bzl", "PYTHON_ABIS", "python_abi_split_transition")
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
+load("//cuda:defs.bzl", "NVCC_FLAGS", "gencode", "sm_split_transition")
+load("//tools/python:abi.bzl", "PYTHON_ABIS", "selected_python_abis")
+load(":binding_transition.bzl", "binding_key", "binding_split_transition")
 load(":providers.bzl", "FamilyBindingInfo", "FamilyInfo")
 load(":schema.bzl", "SCHEMA_VERSION")
 
@@ -62,7 +57,8 @@ NB_MODULE({module}, m) {{
         installs = installs,
     )
 
-def _manifest(ctx, sm, module, infos, toolkit):
+def _manifest(ctx, sm, module, infos):
+    toolkit = infos[0].toolkit
     return json.encode_indent({
         "schema_version": SCHEMA_VERSION,
         "module": module,
@@ -84,6 +80,7 @@ def _manifest(ctx, sm, module, infos, toolkit):
             if i.skipped_reason
         },
         "cuda_version": toolkit.version,
+        "cuda_min_driver": toolkit.min_driver,
         "nvcc_flags": NVCC_FLAGS + [gencode(sm)],
     }, indent = "  ") + "\n"
 
@@ -149,11 +146,13 @@ def _ops_extension_impl(ctx):
             unsupported_features = ctx.disabled_features,
         ),
     )
-    toolkit = find_cuda_toolkit(ctx)
-    bindings_by_abi = {
-        abi: {t[FamilyBindingInfo].name: t[FamilyBindingInfo].cc_info for t in targets}
-        for abi, targets in ctx.split_attr.family_bindings.items()
+    bindings_by_key = {
+        key: {t[FamilyBindingInfo].name: t[FamilyBindingInfo].cc_info for t in targets}
+        for key, targets in ctx.split_attr.family_bindings.items()
     }
+    abis = selected_python_abis(
+        ctx.attr.python_abis or ctx.attr._python_abis[BuildSettingInfo].value,
+    )
 
     modules = {}
     manifests = {}
@@ -166,12 +165,23 @@ def _ops_extension_impl(ctx):
             "_{}/{}_registration.cc".format(ctx.label.name, module),
         )
         ctx.actions.write(registration, _registration_source(module, infos))
+        toolkit = infos[0].toolkit
+        toolkit_setting = infos[0].toolkit_setting
         modules[sm] = {
-            abi: _link_module(ctx, cc, module, abi, registration, infos, bindings, toolkit)
-            for abi, bindings in bindings_by_abi.items()
+            abi: _link_module(
+                ctx,
+                cc,
+                module,
+                abi,
+                registration,
+                infos,
+                bindings_by_key[binding_key(abi, toolkit_setting)],
+                toolkit,
+            )
+            for abi in abis
         }
         manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
-        ctx.actions.write(manifest, _manifest(ctx, sm, module, infos, toolkit))
+        ctx.actions.write(manifest, _manifest(ctx, sm, module, infos))
         manifests[sm] = manifest
 
     sms = sorted(modules, key = int)
@@ -182,7 +192,7 @@ def _ops_extension_impl(ctx):
         OpsExtensionInfo(
             package_dir = ctx.attr.package_dir,
             modules = modules,
-            abis = sorted(bindings_by_abi),
+            abis = abis,
             manifests = manifests,
         ),
         OutputGroupInfo(nvcc_time = depset(transitive = nvcc_time)),
@@ -209,13 +219,15 @@ anything.""",
         ),
         "family_bindings": attr.label_list(
             providers = [FamilyBindingInfo],
-            cfg = python_abi_split_transition,
-            doc = "The same ops_family targets, once per Python ABI, for their host bindings.",
+            cfg = binding_split_transition,
+            doc = "The same ops_family targets, once per Python ABI and toolkit, for their " +
+                  "host bindings.",
         ),
         "sms": attr.string_list(doc = "SMs to build; empty means --//cuda:sms."),
         "python_abis": attr.string_list(
             doc = "Python ABIs to build modules for; empty means --//tools/python:abis.",
         ),
+        "_python_abis": attr.label(default = "//tools/python:abis"),
         "package_dir": attr.string(default = "fastdeploy_ops"),
         "package_version": attr.string(mandatory = True),
         "_allowlist_function_transition": attr.label(
@@ -223,7 +235,7 @@ anything.""",
         ),
     },
     fragments = ["cpp"],
-    toolchains = use_cpp_toolchain() + [CUDA_TOOLCHAIN_TYPE],
+    toolchains = use_cpp_toolchain(),
 )
 
 def ops_extension(name, families, **kwargs):
@@ -242,12 +254,11 @@ def ops_extension(name, families, **kwargs):
     )
 
 def _ops_manifests_impl(ctx):
-    toolkit = find_cuda_toolkit(ctx)
     files = []
     for sm in sorted(ctx.split_attr.families, key = int):
         infos = [f[FamilyInfo] for f in ctx.split_attr.families[sm]]
         manifest = ctx.actions.declare_file("{}/manifest_sm{}.json".format(ctx.attr.package_dir, sm))
-        ctx.actions.write(manifest, _manifest(ctx, sm, "_ops_sm" + sm, infos, toolkit))
+        ctx.actions.write(manifest, _manifest(ctx, sm, "_ops_sm" + sm, infos))
         files.append(manifest)
     return [DefaultInfo(files = depset(files), runfiles = ctx.runfiles(files = files))]
 
@@ -269,5 +280,4 @@ the gating of SMs whose modules they do not build.""",
             default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
         ),
     },
-    toolchains = [CUDA_TOOLCHAIN_TYPE],
 )

@@ -1,6 +1,14 @@
 """ops_family: a kernel family (device code plus its nanobind binding) and its SM gate."""
 
-load("//cuda:defs.bzl", "CudaSourcesInfo", "cuda_library", "current_arch")
+load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
+load(
+    "//cuda:defs.bzl",
+    "CUDA_TOOLCHAIN_TYPE",
+    "CudaSourcesInfo",
+    "cuda_library",
+    "current_arch",
+    "find_cuda_toolkit",
+)
 load(":providers.bzl", "FamilyBindingInfo", "FamilyInfo", "FamilySourcesInfo")
 
 def _ops_family_impl(ctx):
@@ -18,6 +26,8 @@ def _ops_family_impl(ctx):
             skipped_reason = skipped_reason,
             group_min_sm = sources.group_min_sm,
             kernels = ctx.attr.kernels[CcInfo],
+            toolkit = find_cuda_toolkit(ctx),
+            toolkit_setting = ctx.attr._toolkit[BuildSettingInfo].value,
             nvcc_time = ctx.attr.kernels[OutputGroupInfo].nvcc_time,
         ),
         FamilyBindingInfo(
@@ -41,7 +51,9 @@ _ops_family = rule(
         "kernels": attr.label(mandatory = True, providers = [CcInfo, CudaSourcesInfo]),
         "binding": attr.label(mandatory = True, providers = [CcInfo]),
         "_arch": attr.label(default = "//cuda:arch"),
+        "_toolkit": attr.label(default = "//cuda:toolkit"),
     },
+    toolchains = [CUDA_TOOLCHAIN_TYPE],
 )
 
 def ops_family(name, srcs, hdrs, binding, ops, min_sm, deps = [], copts = [], visibility = None):

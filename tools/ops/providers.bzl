@@ -10,6 +10,8 @@ FamilyInfo = provider(
         "skipped_reason": "Why the family is absent from this SM's module, or None if it is present.",
         "group_min_sm": "dict: `axis=value` of instantiation groups above min_sm -> their lowest SM.",
         "kernels": "CcInfo of the family's device code for this SM (empty when skipped).",
+        "toolkit": "CudaToolkitInfo of the toolkit this SM is built with.",
+        "toolkit_setting": "The //cuda:toolkit value of this configuration (\"\" or \"13\").",
         "nvcc_time": "depset of the kernels' nvcc --time CSV files (empty unless --//cuda:nvcc_time).",
     },
 )

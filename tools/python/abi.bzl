@@ -1,4 +1,4 @@
-"""The Python ABIs an extension module is built for, and the transition that builds each one.
+"""The Python ABIs an extension module is built for (set per configuration by //tools/python:abi).
 
 abi3: CPython's stable ABI from 3.12 on (nanobind's stable-ABI support starts there): one module
 serves 3.12, 3.13, 3.14 and later. cp311: a module for CPython 3.11 alone. Only host code (the
@@ -21,20 +21,9 @@ PYTHON_ABIS = {
     ),
 }
 
-_ABIS = "//tools/python:abis"
-_ABI = "//tools/python:abi"
-
-def _python_abi_split_impl(settings, attr):
-    abis = attr.python_abis if attr.python_abis else settings[_ABIS]
+def selected_python_abis(abis):
+    """`abis` (from --//tools/python:abis or an attribute) checked, without repeats, sorted."""
     unknown = [a for a in abis if a not in PYTHON_ABIS]
     if unknown or not abis:
         fail("Python ABIs {}: expected one or more of {}".format(abis, sorted(PYTHON_ABIS)))
-
-    # Only the ABI changes: the abi3 branch is the top-level configuration itself.
-    return {abi: {_ABI: abi} for abi in sorted({a: None for a in abis}.keys())}
-
-python_abi_split_transition = transition(
-    implementation = _python_abi_split_impl,
-    inputs = [_ABIS],
-    outputs = [_ABI],
-)
+    return sorted({a: None for a in abis}.keys())

@@ -82,9 +82,10 @@ def enabled() -> bool:
 
 
 @functools.cache
-def compiler() -> Compiler:
-    """This process's nvcc (searched once; raises :class:`CompilerNotFoundError`)."""
-    return find_compiler()
+def compiler(sm: int | None = None) -> Compiler:
+    """This process's nvcc for ``sm`` (searched once per SM; raises
+    :class:`CompilerNotFoundError`): the first found that can target it."""
+    return find_compiler(sm=sm)
 
 
 @functools.cache
@@ -112,4 +113,4 @@ def kernel_library(family: str, sm: int) -> Path:
         tree = sources()
     except (FileNotFoundError, ValueError) as exc:
         raise JitError(f"this package ships no usable JIT sources: {exc}") from exc
-    return build(tree, family, sm, compiler(), process_cache_dir()).entry.library
+    return build(tree, family, sm, compiler(sm), process_cache_dir()).entry.library

@@ -33,12 +33,18 @@ class Compiler:
         identity: the full ``nvcc --version`` output and the host compiler's path and
             version (part of every cache key).
         found_by: where it was found (``"FASTDEPLOY_OPS_NVCC"``, ``"CUDA_HOME"``, ``"PATH"``, ...).
+        targets: the SMs it compiles SASS for (``nvcc --list-gpu-code``); empty if it cannot say.
     """
 
     nvcc: Path
     version: str
     identity: str
     found_by: str
+    targets: frozenset[int] = frozenset()
+
+    def can_target(self, sm: int) -> bool:
+        """Whether it compiles SASS for ``sm`` (assumed when it cannot list its targets)."""
+        return not self.targets or sm in self.targets
 
 
 class CompilerNotFoundError(RuntimeError):
@@ -111,12 +117,23 @@ def probe(path: Path, found_by: str, env: Mapping[str, str] | None = None) -> Co
     if done.returncode != 0 or not match:
         raise OSError(f"'--version' exited {done.returncode} without an nvcc version")
     identity = f"{done.stdout.strip()}\n{host_compiler(os.environ if env is None else env)}"
-    return Compiler(path, match.group(2), identity, found_by)
+    return Compiler(path, match.group(2), identity, found_by, _targets(path))
 
 
-def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
+def _targets(path: Path) -> frozenset[int]:
+    """The SMs ``path --list-gpu-code`` names (``sm_90`` -> 90); empty if it cannot list them."""
+    try:
+        done = subprocess.run([str(path), "--list-gpu-code"], capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(int(m) for m in re.findall(r"^sm_(\d+)[a-z]?$", done.stdout, re.M))
+
+
+def find_compiler(env: Mapping[str, str] | None = None, sm: int | None = None) -> Compiler:
     """The first usable nvcc, in this order: ``FASTDEPLOY_OPS_NVCC`` (when set, only it),
-    ``CUDA_HOME``, ``CUDA_PATH``, ``PATH``, NVIDIA's pip packages, ``/usr/local/cuda``.
+    ``CUDA_HOME``, ``CUDA_PATH``, ``PATH``, NVIDIA's pip packages, ``/usr/local/cuda``. With
+    ``sm``, only one that can target it counts (CUDA 13 for SM100 and newer, CUDA 12 for SM70).
 
     Raises:
         CompilerNotFoundError: none is usable; the message names every place searched.
@@ -133,7 +150,12 @@ def find_compiler(env: Mapping[str, str] | None = None) -> Compiler:
             searched.append(f"{where}: {path} does not exist")
             continue
         try:
-            return probe(path, where, env)
+            found = probe(path, where, env)
         except OSError as exc:
             searched.append(f"{where}: {path}: {exc}")
+            continue
+        if sm is None or found.can_target(sm):
+            return found
+        searched.append(f"{where}: {path}: CUDA {found.version} cannot target sm_{sm} "
+                        f"(it targets {', '.join(f'sm_{t}' for t in sorted(found.targets))})")
     raise CompilerNotFoundError(searched)
