@@ -43,7 +43,7 @@ def _warmup(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(tree.families))})", file=sys.stderr)
         return 2
     try:
-        compiler = find_compiler()
+        compiler = find_compiler(sm=sm)
     except CompilerNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 1
