@@ -9,6 +9,7 @@ with the reason. ``families.json`` (the JIT's kernel sources) follows the same s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,13 +101,16 @@ def parse_manifest(data: Mapping[str, Any]) -> Manifest:
         ValueError, KeyError, TypeError: the data does not follow the schema.
     """
     check_schema(data)
+    cuda_version = str(data["cuda_version"])
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)*", cuda_version):
+        raise ValueError(f"cuda_version {cuda_version!r} is not a version such as 12.4.131")
     return Manifest(
         module=str(data["module"]),
         sm=int(data["sm"]),
         package_version=str(data["package_version"]),
         families={k: _parse_family(k, v, False) for k, v in data["families"].items()},
         skipped={k: _parse_family(k, v, True) for k, v in data.get("skipped", {}).items()},
-        cuda_version=str(data["cuda_version"]),
+        cuda_version=cuda_version,
         cuda_min_driver=str(data.get("cuda_min_driver", "")),
     )
 

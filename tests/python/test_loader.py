@@ -176,9 +176,15 @@ def test_read_manifests(tmp_path: Path) -> None:
     assert sm80.cuda_version == "12.4.131"
 
 
-def test_read_manifests_names_a_malformed_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("breaks", ["no families", "no cuda_version", "cuda_version 13"])
+def test_read_manifests_names_a_malformed_file(tmp_path: Path, breaks: str) -> None:
     bad = manifest_json(80, True)
-    del bad["families"]
+    if breaks == "no families":
+        del bad["families"]
+    elif breaks == "no cuda_version":
+        del bad["cuda_version"]
+    else:
+        bad["cuda_version"] = "13"  # the loader compares driver versions with it
     (tmp_path / "manifest_sm80.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="manifest_sm80.json"):
         _manifest.read_manifests(tmp_path)
