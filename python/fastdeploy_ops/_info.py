@@ -53,14 +53,15 @@ def info() -> Info:
 
     Keys: ``package_version``, ``package_dir``, ``modules`` (``{sm: module name}`` of every
     module in the wheel), ``toolkits`` (``{sm: {"cuda": version, "min_driver": release}}``: the
-    CUDA toolkit each module was built with and the oldest driver that runs it), ``forced_sm`` (``FASTDEPLOY_OPS_SM`` or ``None``), ``module`` and
-    ``module_sm`` (the chosen module, ``None`` when there is none), ``reason`` (why it was
-    chosen, or why nothing was), ``load_error`` (why its import failed, else ``None``),
-    ``device`` (``{"sm", "name", "count"}`` or ``None``), ``device_problem`` (why there is no
-    device, else ``None``), ``driver_version`` (``cuDriverGetVersion``, ``None`` without driver),
-    ``ops`` (sorted op names of the loaded module), ``skipped`` (``{family: reason}`` for the
-    families the chosen module was built without) and ``kernels`` (``{family: where its kernels
-    come from}``: built in, JIT-compiled for the GPU (or to be, on first use), PTX, unavailable).
+    CUDA toolkit each module was built with and the oldest driver that runs it), ``forced_sm``
+    (``FASTDEPLOY_OPS_SM`` or ``None``), ``module`` and ``module_sm`` (the chosen module,
+    ``None`` when there is none), ``reason`` (why it was chosen, or why nothing was),
+    ``load_error`` (why its import failed, else ``None``), ``device`` (``{"sm", "name",
+    "count"}`` or ``None``), ``device_problem`` (why there is no device, else ``None``),
+    ``driver_version`` (``cuDriverGetVersion``, ``None`` without driver), ``ops`` (sorted op
+    names of the loaded module), ``skipped`` (``{family: reason}`` for the families the chosen
+    module was built without) and ``kernels`` (``{family: where its kernels come from}``: built
+    in, JIT-compiled for the GPU (or to be, on first use), PTX, unavailable).
 
     Probes the device and imports the chosen module on first use; never raises for a missing
     GPU or module.
