@@ -67,4 +67,43 @@ def grouped_topk_cases(torch: Any) -> Iterator[Case]:
             )
 
 
-OPS: dict[str, CaseGenerator] = {"grouped_topk": grouped_topk_cases}
+# Softmax top-k routing (E, topk), normalised weights: Qwen3-30B-A3B, Qwen2-57B-A14B, Mixtral.
+SOFTMAX_ROUTING_CONFIGS = {
+    "Qwen3-30B-A3B": (128, 8),
+    "Qwen2-57B-A14B": (64, 8),
+    "Mixtral-8x7B": (8, 2),
+}
+
+
+def moe_topk_select_cases(torch: Any) -> Iterator[Case]:
+    from .. import moe_routing as mr
+
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    for label, (experts, topk) in SOFTMAX_ROUTING_CONFIGS.items():
+        for tokens in ROUTING_TOKENS:
+            x = torch.randn(tokens, experts, device="cuda", generator=generator)
+            out = (torch.empty(tokens, topk, device="cuda", dtype=torch.int64),
+                   torch.empty(tokens, topk, device="cuda", dtype=torch.float32))
+
+            def torch_select(x=x, topk=topk):
+                weights, ids = torch.softmax(x, dim=-1).topk(topk, dim=-1)
+                return ids, weights / weights.sum(dim=-1, keepdim=True)
+
+            yield Case(
+                op="moe_topk_select", label=label, tokens=tokens,
+                shape={"T": tokens, "E": experts, "topk": topk},
+                implementations={
+                    "fastdeploy_ops": lambda x=x, topk=topk, out=out:
+                        mr.moe_topk_select(x, None, topk, apply_norm_weight=True,
+                                           enable_softmax_top_k_fused=True, out=out),
+                    "torch": torch_select,
+                },
+                # fp32 logits in; int64 ids and fp32 weights out.
+                bytes_moved=tokens * experts * 4 + tokens * topk * 12,
+            )
+
+
+OPS: dict[str, CaseGenerator] = {
+    "grouped_topk": grouped_topk_cases,
+    "moe_topk_select": moe_topk_select_cases,
+}

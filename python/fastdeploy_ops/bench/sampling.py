@@ -43,6 +43,34 @@ def top_k_renorm_cases(torch: Any) -> Iterator[Case]:
             )
 
 
+def top_p_renorm_cases(torch: Any) -> Iterator[Case]:
+    from .. import sampling
+
+    for label, vocab in VOCABULARIES.items():
+        for batch in SAMPLING_BATCHES:
+            probs = _probabilities(torch, batch, vocab)
+            out = torch.empty_like(probs)
+
+            def torch_renorm(probs=probs):
+                # Sort, keep the entries whose preceding mass is below top_p, scatter back.
+                sorted_probs, order = probs.sort(dim=-1, descending=True)
+                before = sorted_probs.cumsum(dim=-1) - sorted_probs
+                kept = torch.zeros_like(probs).scatter_(
+                    1, order, torch.where(before < SAMPLING_TOP_P, sorted_probs, 0.0))
+                return kept / kept.sum(dim=-1, keepdim=True).clamp_min(1e-8)
+
+            yield Case(
+                op="top_p_renorm_probs", label=label, tokens=batch, axis="batch",
+                shape={"bs": batch, "V": vocab},
+                implementations={
+                    "fastdeploy_ops": lambda probs=probs, out=out:
+                        sampling.top_p_renorm_probs(probs, SAMPLING_TOP_P, out=out),
+                    "torch": torch_renorm,
+                },
+                bytes_moved=2 * 4 * probs.numel(),
+            )
+
+
 def top_k_top_p_sampling_cases(torch: Any) -> Iterator[Case]:
     from .. import sampling
 
@@ -76,5 +104,6 @@ def top_k_top_p_sampling_cases(torch: Any) -> Iterator[Case]:
 
 OPS: dict[str, CaseGenerator] = {
     "top_k_renorm_probs": top_k_renorm_cases,
+    "top_p_renorm_probs": top_p_renorm_cases,
     "top_k_top_p_sampling_from_probs": top_k_top_p_sampling_cases,
 }
