@@ -33,6 +33,9 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 staging="$(mktemp -d "${FASTDEPLOY_OPS_CACHE_DIR}/.buildroot-${BUILDROOT_HASH}.XXXXXX")"
+# mktemp's 0700 would become the root directory's mode: the root's own users (postgres, for
+# tools/remote-exec) could not reach anything in it.
+chmod 0755 "${staging}"
 cleanup() {
   # Unmount anything left behind by an interrupted chroot step, then drop the partial root.
   local m
