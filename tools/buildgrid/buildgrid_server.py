@@ -1,8 +1,9 @@
-"""A BuildGrid remote cache on loopback: start it, wait until it serves, stop it.
+"""A BuildGrid server on loopback: start it, wait until it serves, stop it.
 
-Used by tools/remote-cache (developers and CI) and by the remote-cache build tests. The server
-is BuildGrid from the build root's virtual environment, configured by buildgrid.yml beside this
-file as a cache only (CAS, ByteStream, ActionCache) with in-memory storage.
+The server is BuildGrid from the build root's virtual environment, configured from a template
+beside this file: cache.yml (CAS, ByteStream, ActionCache, in memory) for tools/remote-cache and
+the remote-cache tests; execution.yml (the same plus Execution and Bots) for tools/remote-exec,
+through buildgrid_farm.py. As a program this file is tools/remote-cache:
 
     python3 buildgrid_server.py start --port 50051 --state-dir DIR   # detached; prints its URL
     python3 buildgrid_server.py stop --state-dir DIR
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 
-_CONFIG_TEMPLATE = pathlib.Path(__file__).with_name("buildgrid.yml")
+CACHE_CONFIG = pathlib.Path(__file__).with_name("cache.yml")
 _HOST = "127.0.0.1"
 _READY_TIMEOUT_S = 60.0
 
@@ -37,13 +38,51 @@ def _accepts_connections(port: int) -> bool:
         return s.connect_ex((_HOST, port)) == 0
 
 
-class BuildGridServer:
-    """One BuildGrid process serving a REAPI cache at grpc://127.0.0.1:<port>."""
+def wait_until_listening(port: int, process: subprocess.Popen, what: str,
+                         log: pathlib.Path) -> None:
+    """Returns once `process` accepts connections on `port`.
 
-    def __init__(self, state_dir: pathlib.Path, port: int = 0, cas_size: str = "2G") -> None:
+    Raises RuntimeError naming `what`, the port and the log when the process exits first or
+    does not listen within a minute (it is then killed).
+    """
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while not _accepts_connections(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before listening "
+                               f"on port {port}; see {log}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"{what} did not listen on port {port} within "
+                               f"{_READY_TIMEOUT_S:.0f} s; see {log}")
+        time.sleep(0.2)
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists (a zombie counts: reap your own children first)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except (ProcessLookupError, TypeError):
+        return False
+
+
+class BuildGridServer:
+    """One BuildGrid process serving REAPI at grpc://127.0.0.1:<port>.
+
+    `config` is a template whose @ADDRESS@ and @CAS_SIZE@, and every @KEY@ of `substitutions`,
+    are filled in.
+    """
+
+    def __init__(self, state_dir: pathlib.Path, port: int = 0, cas_size: str = "2G",
+                 config: pathlib.Path = CACHE_CONFIG,
+                 substitutions: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
         self.port = port or free_port()
         self.cas_size = cas_size
+        self.config = config
+        self.substitutions = {"ADDRESS": f"{_HOST}:{self.port}", "CAS_SIZE": cas_size,
+                              **(substitutions or {})}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -61,31 +100,20 @@ class BuildGridServer:
         exits, or it does not listen within a minute.
         """
         if _accepts_connections(self.port):
-            raise RuntimeError(f"remote cache: port {self.port} on {_HOST} is already in use")
+            raise RuntimeError(f"BuildGrid: port {self.port} on {_HOST} is already in use")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "buildgrid.yml"
-        config.write_text(
-            _CONFIG_TEMPLATE.read_text()
-            .replace("@ADDRESS@", f"{_HOST}:{self.port}")
-            .replace("@CAS_SIZE@", self.cas_size))
+        text = self.config.read_text()
+        for key, value in self.substitutions.items():
+            text = text.replace(f"@{key}@", value)
+        config.write_text(text)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from buildgrid.server.app import cli; cli()",
                  "server", "start", str(config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.state_dir, start_new_session=detach)
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while not _accepts_connections(self.port):
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"remote cache: BuildGrid exited with code {self.process.returncode} "
-                    f"before listening on port {self.port}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(
-                    f"remote cache: BuildGrid did not listen on port {self.port} within "
-                    f"{_READY_TIMEOUT_S:.0f} s; see {self.log_path}")
-            time.sleep(0.2)
+        wait_until_listening(self.port, self.process, "BuildGrid", self.log_path)
 
     def kill(self) -> None:
         """Ends the server at once (SIGKILL), as a crash would."""
@@ -107,13 +135,13 @@ def _pid_file(state_dir: pathlib.Path) -> pathlib.Path:
     return state_dir / "buildgrid.pid"
 
 
-def _running_pid(state_dir: pathlib.Path) -> int | None:
+def running_pid(pid_file: pathlib.Path) -> int | None:
+    """The pid written in `pid_file` if that process is alive, else None."""
     try:
-        pid = int(_pid_file(state_dir).read_text())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
         return None
+    return pid if process_alive(pid) else None
 
 
 def main(argv: list[str]) -> int:
@@ -125,7 +153,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cas-size", default="4G", help="in-memory CAS size, e.g. 4G")
     args = parser.parse_args(argv)
 
-    pid = _running_pid(args.state_dir)
+    pid = running_pid(_pid_file(args.state_dir))
     if args.command == "status":
         print(f"running, pid {pid}" if pid else "not running")
         return 0 if pid else 1
