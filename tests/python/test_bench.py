@@ -131,3 +131,14 @@ def test_targets_are_of_ops_with_cases_and_well_formed() -> None:
         Target("bandwidth", 0.8, timing="warm")
     with pytest.raises(ValueError, match="value"):
         Target("latency", 0.0)
+
+
+def test_markdown_prints_an_ops_note_under_its_heading() -> None:
+    rows = [_measured("plain", "x", 16, 5.0, 0.40), _measured("copy", "wide", 64, 3.0, 0.2)]
+    lines = to_markdown({}, rows, {}, notes={"plain": "*BW* is the share of a floor."}
+                        ).splitlines()
+    heading = lines.index("## plain")
+    assert lines[heading + 1:heading + 4] == ["", "*BW* is the share of a floor.", ""]
+    assert lines[heading + 4].startswith("| case | tokens |")
+    copy = lines.index("## copy")
+    assert lines[copy + 2].startswith("| case | tokens |")

@@ -115,9 +115,11 @@ def summary(rows: Sequence[Measurement],
 
 
 def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement],
-                targets: Mapping[str, Sequence[Target]] = TARGETS) -> str:
+                targets: Mapping[str, Sequence[Target]] = TARGETS,
+                notes: Mapping[str, str] | None = None) -> str:
     """The summary against ``targets`` (see :func:`summary`), then one table per op: each
-    (case, T) row; per implementation the cold, warm and eager medians."""
+    (case, T) row; per implementation the cold, warm and eager medians. ``notes[op]``, if any,
+    is a paragraph under the op's heading (what its BW means, for instance)."""
     lines = ["# fastdeploy_ops kernel benchmarks", ""]
     lines += [f"- {key}: {value}" for key, value in device.items()]
     lines += [
@@ -143,8 +145,9 @@ def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement],
         impls = list(dict.fromkeys(r.implementation for r in op_rows))
         header = ["case", op_rows[0].axis] + [f"{i} {kind}" for i in impls for kind in ("cold", "warm", "eager")]
         header += ["BW"] + [f"vs {i}" for i in impls[1:]]
-        lines += ["", f"## {op}", "", "| " + " | ".join(header) + " |",
-                  "|" + "---|" * len(header)]
+        lines += ["", f"## {op}", ""]
+        lines += [notes[op], ""] if notes and notes.get(op) else []
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for case, tokens in dict.fromkeys((r.case, r.tokens) for r in op_rows):
             by_impl = {r.implementation: r for r in op_rows if (r.case, r.tokens) == (case, tokens)}
             cells = [case, str(tokens)]
