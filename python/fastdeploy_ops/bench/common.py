@@ -11,13 +11,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SAMPLING_BATCHES", "VOCABULARIES", "Case", "CaseGenerator"]
+__all__ = [
+    "END_IDS",
+    "MAX_MODEL_LEN",
+    "SAMPLING_BATCHES",
+    "VOCABULARIES",
+    "Case",
+    "CaseGenerator",
+]
 
 # Vocabularies of real models, for penalties and sampling.
 VOCABULARIES = {"Llama-3": 128256, "Qwen3": 151936}
 # Batch 128 at V = 128256 is where sampling is compared with its one-pass floor; the extra
 # batch adds a few seconds per sampling or penalty op to a run.
 SAMPLING_BATCHES = (1, 16, 64, 128, 256)
+# Columns of an engine's per-sequence buffers: token histories, padded input ids.
+MAX_MODEL_LEN = 8192
+# Qwen3's end ids (<|endoftext|>, <|im_end|>), for stop checks.
+END_IDS = (151643, 151645)
 
 
 @dataclass(frozen=True)
