@@ -15,6 +15,7 @@ __all__ = [
     "END_IDS",
     "MAX_MODEL_LEN",
     "SAMPLING_BATCHES",
+    "UNTIMED_OPS",
     "VOCABULARIES",
     "Case",
     "CaseGenerator",
@@ -29,6 +30,12 @@ SAMPLING_BATCHES = (1, 16, 64, 128, 256)
 MAX_MODEL_LEN = 8192
 # Qwen3's end ids (<|endoftext|>, <|im_end|>), for stop checks.
 END_IDS = (151643, 151645)
+
+# Ops of the package without cases, and why: nothing of theirs runs on the GPU. Every other op
+# the package exports needs a case (tests/python/test_bench.py).
+UNTIMED_OPS = {
+    "paged_attention_plan": "host logic: how an attention launch would divide its work",
+}
 
 
 @dataclass(frozen=True)
