@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import fastdeploy_ops
 import pytest
 from fastdeploy_ops import _manifest
 from fastdeploy_ops.bench import Measurement, summarize
 from fastdeploy_ops.bench.__main__ import discover_ops
+from fastdeploy_ops.bench.common import UNTIMED_OPS
 from fastdeploy_ops.bench.results import summary, to_json, to_markdown
 from fastdeploy_ops.bench.targets import TARGETS, Target
 
@@ -57,12 +60,41 @@ def test_command_line_help_needs_no_gpu() -> None:
 def test_cases_are_found_per_family_and_are_ops_of_the_wheel(compiled_modules: Path) -> None:
     ops = discover_ops()
     assert {"grouped_topk", "paged_decode_attention", "per_token_quant"} <= set(ops)
+    manifests = _manifest.read_manifests(compiled_modules).values()
     for op, cases in ops.items():
         # bench/<family>.py holds the cases of that family's ops.
         family = cases.__module__.rpartition(".")[2]
-        for manifest in _manifest.read_manifests(compiled_modules).values():
+        for manifest in manifests:
             declared = manifest.families.get(family) or manifest.skipped.get(family)
             assert declared is not None and op in declared.ops, (op, family)
+    # And the other way: every op a module declares has cases (or runs nothing on the GPU).
+    declared_ops = {op for manifest in manifests
+                    for family in (*manifest.families.values(), *manifest.skipped.values())
+                    for op in family.ops}
+    without_cases = declared_ops - set(ops) - set(UNTIMED_OPS)
+    assert not without_cases, f"ops without a benchmark case: {sorted(without_cases)}"
+
+
+def _exported_ops() -> set[str]:
+    """The ops the package exports: the public functions of its family modules (those that
+    ``fastdeploy_ops.__all__`` names and that declare ``FAMILY``), imported without a GPU."""
+    ops = set()
+    for name in fastdeploy_ops.__all__:
+        module = getattr(fastdeploy_ops, name)
+        if inspect.ismodule(module) and getattr(module, "FAMILY", None) == name:
+            ops |= {op for op in module.__all__ if inspect.isfunction(getattr(module, op))}
+    return ops
+
+
+def test_every_op_the_package_exports_has_a_case() -> None:
+    exported, cased = _exported_ops(), set(discover_ops())
+    assert {"grouped_topk", "speculate_verify", "paged_attention_plan"} <= exported
+    missing = exported - cased - set(UNTIMED_OPS)
+    assert not missing, (f"ops without a benchmark case (add one to OPS in "
+                         f"fastdeploy_ops/bench/<family>.py): {sorted(missing)}")
+    assert not cased - exported, f"cases of ops the package does not export: {cased - exported}"
+    # UNTIMED_OPS lists real ops that have no case.
+    assert set(UNTIMED_OPS) <= exported - cased, sorted(set(UNTIMED_OPS) - (exported - cased))
 
 
 def _measured(op: str, case: str, tokens: int, cold_us: float, bandwidth: float,
