@@ -54,11 +54,12 @@ TARGETS: dict[str, tuple[Target, ...]] = {
     # Round two: >= 75% at the large cases (batch 256, round one's 55-57%).
     "get_token_penalty_multi_scores": (Target("bandwidth", 0.75, tokens=(256, None)),),
     "grouped_topk": (
-        # Round two, DeepSeek-V3's routing (round one's configuration).
-        Target("latency", 2.3, case="DeepSeek-V3", tokens=(None, 32), timing="warm"),
-        Target("latency", 3.0, case="DeepSeek-V3", tokens=(None, 32)),
-        # 2x the traffic floor (13.4 MB at 2.97 TB/s: 4.5 µs), round one's goal at T = 8192.
-        Target("latency", 9.0, case="DeepSeek-V3", tokens=(8192, 8192)),
+        # Round two, for all four routing configurations (Kimi-K2's "<= 1.5x DeepSeek-V3" is a
+        # ratio: the tables show it).
+        Target("latency", 2.3, tokens=(None, 32), timing="warm"),
+        Target("latency", 3.0, tokens=(None, 32)),
+        # 2x DeepSeek-V3's traffic floor (13.4 MB at 2.97 TB/s: 4.5 µs) at T = 8192.
+        Target("latency", 9.0, tokens=(8192, 8192)),
         # Round one: <= 3 µs per call in a graph up to T = 256.
         Target("latency", 3.0, case="DeepSeek-V3", tokens=(None, 256), timing="warm"),
     ),
