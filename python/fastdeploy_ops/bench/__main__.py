@@ -84,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     bandwidth = timer.streaming_bandwidth()
     device = _device_info(torch, bandwidth)
     rows: list[Measurement] = []
+    notes: dict[str, str] = {}
     for op in args.ops:
         try:
             for case in ops[op](torch):
+                if case.note:
+                    notes.setdefault(op, case.note)
                 for name, fn in case.implementations.items():
                     cold, warm = timer.graph(fn)
                     rows.append(Measurement(
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         except OpUnavailableError as exc:  # SM89+ ops on an older GPU, for example
             print(f"{op}: skipped: {exc}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(to_markdown(device, rows))
+    (args.out / "results.md").write_text(to_markdown(device, rows, notes=notes))
     to_json(args.out / "results.json", device, rows)
     for op in sorted({r.op for r in rows}, key=args.ops.index):
         plot(args.out / f"{op}.png", op, [r for r in rows if r.op == op])

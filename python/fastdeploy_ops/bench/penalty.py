@@ -1,5 +1,5 @@
 """Benchmark cases of the penalty family: token penalties over the vocabularies of real
-models."""
+models (the multi-score penalties at sampling, and the repetition penalty applied once)."""
 
 from __future__ import annotations
 
@@ -69,4 +69,52 @@ def penalty_cases(torch: Any) -> Iterator[Case]:
             )
 
 
-OPS: dict[str, CaseGenerator] = {"get_token_penalty_multi_scores": penalty_cases}
+def _torch_penalty_once(torch: Any, ids: Any, logits: Any, alpha: Any) -> Any:
+    """get_token_penalty_once with torch operations: ``ids`` ``[bs, L]`` int64, ``logits``
+    ``[bs, V]`` float32, ``alpha`` ``[bs, 1]`` float32; returns new ``[bs, V]`` logits.
+
+    Ids from a row's first negative one on, and ids outside the vocabulary, are scattered into
+    a spare column that is cut off (graph-capturable: no host synchronisation). A repeated id
+    writes the same value each time, so it is penalised once.
+    """
+    rows, vocab = logits.shape
+    counted = ((ids < 0).cumsum(dim=1) == 0) & (ids < vocab)
+    picked = logits.gather(1, ids.clamp(0, vocab - 1))
+    penalised = torch.where(picked < 0, picked * alpha, picked / alpha)
+    out = torch.cat((logits, logits.new_zeros(rows, 1)), dim=1)
+    out.scatter_(1, torch.where(counted, ids, vocab), penalised)
+    return out[:, :vocab]
+
+
+def penalty_once_cases(torch: Any) -> Iterator[Case]:
+    from .. import penalty
+
+    for label, vocab in VOCABULARIES.items():
+        for batch in SAMPLING_BATCHES:
+            generator = torch.Generator(device="cuda").manual_seed(batch + 1)
+            logits = torch.randn(batch, vocab, device="cuda", generator=generator)
+            # The generated tokens of each row, then -1 to the end of the history.
+            ids = torch.full((batch, PENALTY_HISTORY), -1, device="cuda", dtype=torch.int64)
+            ids[:, :PENALTY_GENERATED] = torch.randint(0, vocab, (batch, PENALTY_GENERATED),
+                                                       device="cuda", generator=generator)
+            alpha = torch.full((batch, 1), 1.05, device="cuda")
+            out = torch.empty_like(logits)
+            yield Case(
+                op="get_token_penalty_once", label=label, tokens=batch, axis="batch",
+                shape={"bs": batch, "V": vocab, "history": PENALTY_HISTORY},
+                implementations={
+                    "fastdeploy_ops": lambda ids=ids, logits=logits, alpha=alpha, out=out:
+                        penalty.get_token_penalty_once(ids, logits, alpha, out=out),
+                    "torch": lambda ids=ids, logits=logits, alpha=alpha:
+                        _torch_penalty_once(torch, ids, logits, alpha),
+                },
+                # fp32 logits read and written once (the penalised entries are among them),
+                # each row's ids up to and including its first -1, the penalty read.
+                bytes_moved=2 * 4 * logits.numel() + batch * (8 * (PENALTY_GENERATED + 1) + 4),
+            )
+
+
+OPS: dict[str, CaseGenerator] = {
+    "get_token_penalty_multi_scores": penalty_cases,
+    "get_token_penalty_once": penalty_once_cases,
+}

@@ -1,4 +1,5 @@
-"""Benchmark cases of the quantization family: fp8 per-token quantization of activations."""
+"""Benchmark cases of the quantization family: fp8 per-token quantization of activations, with
+row-major scales and with the column-major padded scales FP8 GEMMs read."""
 
 from __future__ import annotations
 
@@ -38,4 +39,36 @@ def per_token_quant_cases(torch: Any) -> Iterator[Case]:
             )
 
 
-OPS: dict[str, CaseGenerator] = {"per_token_quant": per_token_quant_cases}
+def _torch_per_token_quant_padding(torch: Any, x: Any) -> tuple[Any, Any]:
+    """_torch_per_token_quant with the scales transposed into a zeroed ``[H / 128, pad_T]``
+    float32 buffer (``pad_T = ceil(T / 4) * 4``); returns ``q`` and that buffer's transpose."""
+    tokens, hidden = x.shape
+    q, scale = _torch_per_token_quant(torch, x)
+    padded = scale.new_zeros(hidden // 128, -(-tokens // 4) * 4)
+    padded[:, :tokens] = scale.T
+    return q, padded.T
+
+
+def per_token_quant_padding_cases(torch: Any) -> Iterator[Case]:
+    from .. import quantization
+
+    for label, hidden in QUANT_HIDDEN.items():
+        for tokens in QUANT_TOKENS:
+            x = torch.randn(tokens, hidden, device="cuda", dtype=torch.bfloat16)
+            padded_tokens = -(-tokens // 4) * 4
+            yield Case(
+                op="per_token_quant_padding", label=label, tokens=tokens,
+                shape={"T": tokens, "H": hidden},
+                implementations={
+                    "fastdeploy_ops": lambda x=x: quantization.per_token_quant_padding(x, 128),
+                    "torch": lambda x=x: _torch_per_token_quant_padding(torch, x),
+                },
+                # bf16 in; one fp8 byte per element and the padded fp32 scales out.
+                bytes_moved=tokens * hidden * 3 + padded_tokens * (hidden // 128) * 4,
+            )
+
+
+OPS: dict[str, CaseGenerator] = {
+    "per_token_quant": per_token_quant_cases,
+    "per_token_quant_padding": per_token_quant_padding_cases,
+}

@@ -8,6 +8,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from .targets import TARGETS, Target
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -53,10 +55,83 @@ def to_json(path: pathlib.Path, device: Mapping[str, object], rows: Sequence[Mea
                                indent=1) + "\n")
 
 
-def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement]) -> str:
-    """One table per op: each (case, T) row; per implementation the cold, warm and eager medians."""
+def _in_scope(target: Target, row: Measurement) -> bool:
+    low, high = target.tokens
+    return ((target.case is None or row.case == target.case)
+            and (low is None or row.tokens >= low) and (high is None or row.tokens <= high))
+
+
+def _scope(target: Target, axis: str) -> str:
+    """The cases a target applies to, in words: "DeepSeek-V3, tokens ≤ 32"."""
+    low, high = target.tokens
+    parts = [target.case] if target.case else []
+    if low is not None and low == high:
+        parts.append(f"{axis} = {low}")
+    else:
+        parts += [f"{axis} ≥ {low}"] if low is not None else []
+        parts += [f"{axis} ≤ {high}"] if high is not None else []
+    return ", ".join(parts) or "all cases"
+
+
+def summary(rows: Sequence[Measurement],
+            targets: Mapping[str, Sequence[Target]]) -> list[tuple[str, str, str, str, str]]:
+    """``(op, measured, cases, target, verdict)`` per target of each measured op, in the order
+    of ``rows``; one row with target "—" and no verdict for an op without targets.
+
+    Only our implementation (each op's first) counts. A target is judged on the worst of the
+    cases it applies to (lowest BW, highest time), since it must hold at each; "measured" names
+    that case. An op without targets shows its best BW over all its cases.
+    """
+    table: list[tuple[str, str, str, str, str]] = []
+    for op in dict.fromkeys(r.op for r in rows):
+        op_rows = [r for r in rows if r.op == op]
+        ours = [r for r in op_rows if r.implementation == op_rows[0].implementation]
+        axis = op_rows[0].axis
+        if not targets.get(op):
+            best = max(ours, key=lambda r: r.bandwidth_fraction)
+            table.append((op, f"best BW {best.bandwidth_fraction:.0%} ({best.case}, {axis} "
+                              f"{best.tokens})", "all cases", "—", ""))
+            continue
+        for target in targets[op]:
+            scoped = [r for r in ours if _in_scope(target, r)]
+            if target.kind == "bandwidth":
+                goal = f"BW ≥ {target.value:.0%}"
+            else:
+                goal = f"≤ {target.value:.2f} µs {target.timing}"
+            if not scoped:
+                table.append((op, "no case measured", _scope(target, axis), goal, ""))
+                continue
+            if target.kind == "bandwidth":
+                worst = min(scoped, key=lambda r: r.bandwidth_fraction)
+                got = f"BW {worst.bandwidth_fraction:.0%}"
+                met = worst.bandwidth_fraction >= target.value
+            else:
+                worst = max(scoped, key=lambda r: getattr(r, target.timing).median_us)
+                time_us = getattr(worst, target.timing).median_us
+                got, met = f"{time_us:.2f} µs {target.timing}", time_us <= target.value
+            table.append((op, f"{got} ({worst.case}, {axis} {worst.tokens})",
+                          _scope(target, axis), goal, "met" if met else "missed"))
+    return table
+
+
+def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement],
+                targets: Mapping[str, Sequence[Target]] = TARGETS,
+                notes: Mapping[str, str] | None = None) -> str:
+    """The summary against ``targets`` (see :func:`summary`), then one table per op: each
+    (case, T) row; per implementation the cold, warm and eager medians. ``notes[op]``, if any,
+    is a paragraph under the op's heading (what its BW means, for instance)."""
     lines = ["# fastdeploy_ops kernel benchmarks", ""]
     lines += [f"- {key}: {value}" for key, value in device.items()]
+    lines += [
+        "",
+        "**Against the targets** (`fastdeploy_ops/bench/targets.py`): per target, our worst case "
+        "among those it applies to, since it must hold at each; BW as in the tables below. An "
+        "op without a target shows its best BW.",
+        "",
+        "| op | measured | cases | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in summary(rows, targets)]
     lines += [
         "",
         "Times are medians in µs (IQR in brackets). *cold*: GPU time per call from a CUDA graph, "
@@ -70,8 +145,9 @@ def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement]) -> st
         impls = list(dict.fromkeys(r.implementation for r in op_rows))
         header = ["case", op_rows[0].axis] + [f"{i} {kind}" for i in impls for kind in ("cold", "warm", "eager")]
         header += ["BW"] + [f"vs {i}" for i in impls[1:]]
-        lines += ["", f"## {op}", "", "| " + " | ".join(header) + " |",
-                  "|" + "---|" * len(header)]
+        lines += ["", f"## {op}", ""]
+        lines += [notes[op], ""] if notes and notes.get(op) else []
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for case, tokens in dict.fromkeys((r.case, r.tokens) for r in op_rows):
             by_impl = {r.implementation: r for r in op_rows if (r.case, r.tokens) == (case, tokens)}
             cells = [case, str(tokens)]
