@@ -1,7 +1,7 @@
 """Build-speed comparison: this Bazel build against the status quo, on the same sources and flags.
 
     tools/bazel run //tools/bench -- --out benchmarks/build [--families activation,rotary]
-        [--repeats 3] [--sm 80] [--added-sms 90,86,89] [--systems bazel,cmake]
+        [--repeats 3] [--sm 80] [--added-sms 90,86,89] [--systems bazel,cmake] [--dry-run]
 
 From `bazel query` of the extension's families (kernel sources, headers, bindings, min_sm) and
 `bazel aquery` of their CUDA compiles (the exact nvcc flags), it writes two throwaway builds of
@@ -720,9 +720,53 @@ _NOTES = [
 ]
 
 
+def _ninja_cuda_objects(build_dir: pathlib.Path) -> list[str]:
+    """The CUDA objects a configured CMake build folder's build.ninja compiles."""
+    return sorted(line.split(":")[0].split()[-1]
+                  for line in (build_dir / "build.ninja").read_text().splitlines()
+                  if line.startswith("build ") and ".cu.o:" in line.split(" || ")[0])
+
+
+def dry_run(systems: list[BuildSystem], sources: Sources, sm: int, added: list[int]) -> None:
+    """Reports what each system's checkout (already written) would build for `sm` and with each
+    added SM, checks that the comparison checkouts hold every file they list and that CMake
+    configures (its compiler checks are all it compiles); builds nothing."""
+    print(f"bench: families {', '.join(f.name for f in sources.families)}; "
+          f"{len(sources.generated)} generated kernel sources in the comparison checkouts")
+    for sms in [[sm], *(sorted([sm, a]) for a in added)]:
+        bazel = sum(len(sources.bazel_compiles.get(x, [])) for x in sms)
+        comparison = sum(len(sources.compiled([x])) for x in sms)
+        print(f"bench: sm{'+'.join(map(str, sms))}: {len(sources.compiled(sms))} CUDA sources; "
+              f"(source, SM) compiles: Bazel {bazel}, CMake and setuptools {comparison}")
+        if bazel != comparison:
+            raise SystemExit("bench: the comparison builds would not compile what Bazel does")
+    print(f"bench: edits: kernel {_kernel_to_edit(sources, [sm])}, "
+          f"header {_header_to_edit(sources, [sm])}")
+    for system in systems:
+        if isinstance(system, Bazel):
+            print(f"bench: bazel: {system.checkout} (Bazel generates its sources itself)")
+            continue
+        files = [*sources.compiled([sm, *added]), *(f.binding for f in sources.families),
+                 *sources.common_sources]
+        if system.name == "setuptools":
+            config = json.loads((system.checkout / "bench_setup.json").read_text())
+            files = [s for s in config["sources"] + config["headers"]
+                     if not pathlib.Path(s).is_absolute()]
+        if missing := [f for f in files if not (system.checkout / f).is_file()]:
+            raise SystemExit(f"bench: {system.name}: not in {system.checkout}: {missing}")
+        print(f"bench: {system.name}: {system.checkout}: all {len(files)} listed files exist")
+        if isinstance(system, CMake):
+            system.configure(system.checkout, [sm])
+            objects = _ninja_cuda_objects(system.checkout / "build")
+            print(f"bench: cmake: configured for sm{sm} (log {system.log}): "
+                  f"{len(objects)} CUDA objects in build.ninja")
+            if len(objects) != len(sources.bazel_compiles.get(sm, [])):
+                raise SystemExit("bench: CMake's build would not compile what Bazel does")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, required=True,
+    parser.add_argument("--out", type=pathlib.Path,
                         help="folder for results.md, results.json and results.png")
     parser.add_argument("--work", type=pathlib.Path,
                         default=pathlib.Path("/tmp/fastdeploy-ops-bench"),
@@ -733,11 +777,16 @@ def main(argv: list[str]) -> int:
                         help="second SMs, one per repetition in turn")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write the checkouts, check and print what they would build, "
+                        "configure CMake; no build, no timing")
     args = parser.parse_args(argv)
+    if not args.out and not args.dry_run:
+        parser.error("--out is required (except with --dry-run)")
 
     workspace = pathlib.Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", "."))
     base = pathlib.Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
-    out = args.out if args.out.is_absolute() else base / args.out
+    out = args.out if not args.out or args.out.is_absolute() else base / args.out
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -753,6 +802,10 @@ def main(argv: list[str]) -> int:
     finally:
         subprocess.run([*query_bazel, "shutdown"], cwd=source, check=False)
     systems = {"bazel": Bazel, "cmake": CMake, "setuptools": Setuptools}
+    if args.dry_run:
+        dry_run([systems[name](source, args.work / name, sources)
+                 for name in args.systems.split(",")], sources, args.sm, added)
+        return 0
     times = {}
     for name in args.systems.split(","):
         print(f"bench: {name}", flush=True)
