@@ -14,6 +14,10 @@ from setuptools.command.build_ext import build_ext
 
 CONFIG = json.loads(pathlib.Path(__file__).with_name("bench_setup.json").read_text())
 SMS = [int(sm) for sm in os.environ["BENCH_SMS"].split(",")]
+# A kernel source whose lowest SM is above every SM of this build is not compiled at all (nvcc
+# would fall back to its default architecture), as Bazel skips it for those SMs.
+SOURCES = [src for src in CONFIG["sources"]
+           if not src.endswith(".cu") or any(sm >= CONFIG["min_sm"][src] for sm in SMS)]
 
 
 class CudaBuildExt(build_ext):
@@ -40,7 +44,7 @@ setup(
     name="fastdeploy_ops_bench",
     ext_modules=[Extension(
         "_ops",
-        sources=CONFIG["sources"],
+        sources=SOURCES,
         depends=CONFIG["headers"],
         include_dirs=CONFIG["include_dirs"],
         define_macros=[("Py_LIMITED_API", "0x030C0000")],
