@@ -163,6 +163,9 @@ class Worker:
             worker = subprocess.Popen(
                 ["buildbox-worker", f"--bots-remote={self.server_url}",
                  f"--cas-remote=grpc://127.0.0.1:{casd_port}", f"--buildbox-run={_RUNNER}",
+                 # Hard links from casd's cache, not a FUSE mount: a killed casd leaves its FUSE
+                 # mounts behind, and Bazel then cannot read the folder that holds them.
+                 "--runner-arg=--staging-mode=copy-or-link",
                  "--platform", "OSFamily=linux", "--platform", f"{ROOT_PROPERTY}={self.root_hash}",
                  f"--max-wait-time={_WORKER_POLL_S}", self.name],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
