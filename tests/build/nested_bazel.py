@@ -8,11 +8,12 @@ with the outer build or with another Workspace except through the caches a test 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pathlib
 import shutil
 import subprocess
+
+from execution_log import read_execution_log
 
 TMP = pathlib.Path(os.environ.get("TEST_TMPDIR", "/tmp"))
 _IGNORED = shutil.ignore_patterns("bazel-*", ".git", ".scratch", ".device", "__pycache__", "user.bazelrc")
@@ -82,18 +83,6 @@ class Workspace:
 
     def shutdown(self) -> None:
         subprocess.run(self.bazel("shutdown"), cwd=self.path, check=False)
-
-
-def read_execution_log(path: pathlib.Path) -> list[dict]:
-    """The log is a stream of concatenated JSON objects, not one array."""
-    text, decoder, spawns, pos = path.read_text(), json.JSONDecoder(), [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos == len(text):
-            return spawns
-        spawn, pos = decoder.raw_decode(text, pos)
-        spawns.append(spawn)
 
 
 def cuda_compile(spawn: dict) -> tuple[str, str]:

@@ -7,7 +7,8 @@ import pathlib
 
 import pytest
 
-from farm_simulation import build_graph, critical_path, main, makespan, read_spawns
+from execution_log import read_execution_log
+from farm_simulation import build_graph, critical_path, main, makespan
 
 
 def _spawn(mnemonic: str, seconds: float, inputs: list[tuple[str, str]],
@@ -35,7 +36,7 @@ def _log(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def test_graph_critical_path_and_schedules(tmp_path: pathlib.Path) -> None:
-    spawns = build_graph(read_spawns(_log(tmp_path)))
+    spawns = build_graph(read_execution_log(_log(tmp_path)))
     assert [s.mnemonic for s in spawns] == ["a", "b", "c", "d"]
     assert [sorted(s.deps) for s in spawns] == [[], [0], [], [1, 2]]
     length, chain = critical_path(spawns)
@@ -61,7 +62,7 @@ def test_longest_tail_goes_first(tmp_path: pathlib.Path) -> None:
         _spawn("a", 1, [], [("a", "ha")]),
         _spawn("b", 5, [("a", "ha")], [("b", "hb")]),
     ]))
-    assert makespan(build_graph(read_spawns(path)), 2) == 6.0
+    assert makespan(build_graph(read_execution_log(path)), 2) == 6.0
 
 
 def test_cycle_is_an_error(tmp_path: pathlib.Path) -> None:
@@ -69,7 +70,7 @@ def test_cycle_is_an_error(tmp_path: pathlib.Path) -> None:
     path.write_text(json.dumps(_spawn("p", 1, [("q", "hq")], [("p", "hp")]))
                     + json.dumps(_spawn("q", 1, [("p", "hp")], [("q", "hq")])))
     with pytest.raises(ValueError, match="cycle"):
-        critical_path(build_graph(read_spawns(path)))
+        critical_path(build_graph(read_execution_log(path)))
 
 
 def test_command_line_writes_json(tmp_path: pathlib.Path, capsys) -> None:

@@ -18,7 +18,8 @@ import subprocess
 import pytest
 
 from buildgrid_server import BuildGridServer
-from nested_bazel import TMP, Workspace, cuda_compile, executed, read_execution_log
+from execution_log import read_execution_log
+from nested_bazel import TMP, Workspace, cuda_compile, executed
 
 _TARGET = "//tests/build:ops_remote_cache"
 _MODULE = "bazel-bin/tests/build/remote_cache_ops/_ops_sm80.abi3.so"

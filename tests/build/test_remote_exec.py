@@ -22,7 +22,8 @@ import time
 import pytest
 
 from buildgrid_farm import Farm
-from nested_bazel import NO_CACHES, TMP, Workspace, executed, read_execution_log
+from execution_log import read_execution_log
+from nested_bazel import NO_CACHES, TMP, Workspace, executed
 
 _TARGET = "//tests/build:ops_remote_cache"
 _MODULE = "bazel-bin/tests/build/remote_cache_ops/_ops_sm80.abi3.so"

@@ -30,6 +30,8 @@ import json
 import pathlib
 import sys
 
+from execution_log import read_execution_log
+
 _DURATION_KEYS = ("executionWallTime", "totalTime")
 
 
@@ -42,18 +44,6 @@ class Spawn:
     label: str
     seconds: float
     deps: set[int] = dataclasses.field(default_factory=set)
-
-
-def read_spawns(path: pathlib.Path) -> list[dict]:
-    """The execution log is a stream of concatenated JSON objects, not one array."""
-    text, decoder, spawns, pos = path.read_text(), json.JSONDecoder(), [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos == len(text):
-            return spawns
-        spawn, pos = decoder.raw_decode(text, pos)
-        spawns.append(spawn)
 
 
 def _seconds(metrics: dict) -> float:
@@ -175,7 +165,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=pathlib.Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
-    spawns = build_graph(read_spawns(args.log))
+    spawns = build_graph(read_execution_log(args.log))
     total = sum(s.seconds for s in spawns)
     path_s, chain = critical_path(spawns)
     counts = [int(n) for n in args.workers.split(",")]
