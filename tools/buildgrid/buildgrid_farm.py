@@ -9,7 +9,7 @@ would have to be an input of every action; the root's mount namespace already pi
 Each worker advertises the root's pins hash as the platform property `fastdeploy-ops-root`, and
 the server serves only that hash (execution.yml), so an action never runs with another toolchain.
 
-    python3 buildgrid_farm.py start --workers 2 [--port 50052] --state-dir DIR   # detached; prints its URL
+    python3 buildgrid_farm.py start --workers 2 [--port 50052] --state-dir DIR  # prints the URL
     python3 buildgrid_farm.py stop|status --state-dir DIR
 """
 
@@ -211,6 +211,7 @@ class Farm:
                                       config=EXECUTION_CONFIG)
         self.queue_timeout_s = queue_timeout_s
         self.workers: list[Worker] = []
+        self._workers_started = 0
 
     @property
     def url(self) -> str:
@@ -239,7 +240,9 @@ class Farm:
 
     def add_worker(self, root_hash: str | None = None) -> Worker:
         """Starts one more worker; `root_hash` makes it advertise another build root."""
-        worker = Worker(f"worker-{len(self.workers) + 1}", self.state_dir, self.url,
+        # Names are never reused: a replacement worker gets its own bot id, log and cache.
+        self._workers_started += 1
+        worker = Worker(f"worker-{self._workers_started}", self.state_dir, self.url,
                         root_hash or self.root_hash)
         self.workers.append(worker)
         worker.start()

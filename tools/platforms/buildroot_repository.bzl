@@ -7,7 +7,8 @@ file, so a re-provisioned root gives new properties and every action gets a new 
 
 _STAMP = "/etc/fastdeploy-ops-buildroot.stamp"
 
-# The keys tools/buildgrid/buildgrid_farm.py makes its workers advertise; a farm elsewhere must use them.
+# The keys tools/buildgrid/buildgrid_farm.py makes its workers advertise; a farm elsewhere must
+# use them too.
 _OS_KEY = "OSFamily"
 _ROOT_KEY = "fastdeploy-ops-root"
 
