@@ -180,7 +180,8 @@ def test_families_subset_and_unknown_family() -> None:
 @pytest.fixture
 def workspace(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
     """A workspace with family a's and b's files, and the generated groups outside it (where
-    query_sources copies them); nanobind paths stubbed (the build files only name them)."""
+    query_sources copies them). The Python and nanobind paths are fixed strings: the generated
+    build files only name them, nothing here compiles."""
     root = tmp_path / "source"
     for path in ["ops/a/kernel_table.cu", "ops/a/a.h", "ops/a/a.cuh", "ops/a/a_binding.cc",
                  "ops/a/group.cu.in", "ops/b/quant.cu", "ops/b/b.h", "ops/b/b_binding.cc",
