@@ -26,6 +26,7 @@ def rebuild_padding_cases(torch: Any) -> Iterator[Case]:
             decoder = torch.full((batch,), 100, device="cuda", dtype=torch.int32)
             encoder = torch.zeros(batch, device="cuda", dtype=torch.int32)
             out = torch.empty_like(tmp_out)
+            copy_out = torch.empty_like(tmp_out)
             lengths = (cu_seqlens, this_time, decoder, encoder)
 
             def torch_gather(tmp_out=tmp_out, lengths=lengths):
@@ -41,6 +42,8 @@ def rebuild_padding_cases(torch: Any) -> Iterator[Case]:
                     "fastdeploy_ops": lambda tmp_out=tmp_out, lengths=lengths, out=out:
                         preprocess.rebuild_padding(tmp_out, *lengths, out=out),
                     "torch": torch_gather,
+                    # The same bytes as one contiguous copy: what this size allows at best.
+                    "copy_": lambda tmp_out=tmp_out, copy_out=copy_out: copy_out.copy_(tmp_out),
                 },
                 bytes_moved=2 * tmp_out.numel() * 2 + 4 * 4 * batch,
             )
