@@ -10,6 +10,7 @@
 
 #include "ops/common/dtype.h"
 #include "ops/common/kernel_table.h"
+#include "ops/penalty/multi_scores_plan.h"
 
 namespace fdops::penalty {
 
@@ -17,11 +18,9 @@ namespace fdops::penalty {
 // token_ids_all must be shorter than 2^30.
 inline constexpr int64_t kMaxModelLen = (int64_t{1} << 30) - 1;
 
-// Words of the per-row bitmap of logits already final before the elementwise pass.
-inline int64_t bitmap_words(int64_t vocab_size) { return (vocab_size + 31) / 32; }
-
 // int32 elements of the scratch buffer of launch_token_penalty_multi_scores: per row, a count
-// slot per vocabulary entry plus the bitmap. Its contents on entry do not matter.
+// slot per vocabulary entry plus the bitmap (bitmap_words, multi_scores_plan.h). Its contents
+// on entry do not matter.
 inline int64_t multi_scores_workspace_size(int64_t bs, int64_t vocab_size) {
   return bs * (vocab_size + bitmap_words(vocab_size));
 }

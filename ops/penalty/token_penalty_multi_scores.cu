@@ -14,46 +14,26 @@ namespace token_penalty_multi_scores_impl {
 
 // Blocks per SM the dense pass aims for in total (kApplyThreads threads each).
 constexpr int kApplyBlocksPerSm = 16;
-// Largest hash table of the row kernel: 128 KB, for rows of up to 8192 ids. The fused kernel's
-// stops at 64 KB (rows of up to 4096 ids; longer rows count in the workspace) so that two
-// blocks fit on an SM.
-constexpr int64_t kMaxTableSlots = 16384;
-constexpr int64_t kMaxFusedTableSlots = 8192;
-constexpr int64_t kMinTableSlots = 64;
-// The fused form needs about a row for every other SM to keep DRAM busy (one block per row).
-// Measured on the H100 (132 SMs, V = 128256, fp32), split / fused cold µs: bs 64: 50 / 84,
-// bs 128: 89 / 88, bs 256: 172 / 121.
-bool prefers_fused(int64_t bs, int sms) { return 2 * bs >= sms; }
 
-// Slots of a hash table: a power of two, at least twice the ids a row can hold (min(L, V))
-// up to max_slots, when `shared_bytes` allow; 0 for no table.
-int table_slots(int64_t max_model_len, int64_t vocab, int64_t shared_bytes, int64_t max_slots) {
-  const int64_t ids = max_model_len < vocab ? max_model_len : vocab;
-  int64_t slots = kMinTableSlots;
-  while (slots < 2 * ids && slots < max_slots) slots *= 2;
-  const int64_t slot_bytes = 2 * sizeof(int32_t);  // key and counter
-  while (slots >= kMinTableSlots && slot_bytes * slots > shared_bytes) slots /= 2;
-  return slots >= kMinTableSlots ? static_cast<int>(slots) : 0;
-}
-
-// The current device's multiprocessor count and shared memory per multiprocessor.
-cudaError_t multiprocessor_limits(int* count, int* shared_bytes) {
-  int device = 0;
+// The current device's multiprocessor count and shared memory per multiprocessor (the kernels'
+// opt-in limits are filled in per kernel).
+cudaError_t multiprocessor_limits(DeviceLimits* limits) {
+  int device = 0, sms = 0, shared_per_sm = 0;
   cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) return status;
-  status = cudaDeviceGetAttribute(count, cudaDevAttrMultiProcessorCount, device);
-  if (status != cudaSuccess) return status;
-  return cudaDeviceGetAttribute(shared_bytes, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
+  if (status == cudaSuccess)
+    status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (status == cudaSuccess)
+    status = cudaDeviceGetAttribute(&shared_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                    device);
+  *limits = DeviceLimits{sms, shared_per_sm, 0, 0};
+  return status;
 }
 
 template <typename T, int N>
-cudaError_t launch_split(MultiScoresParams p, int64_t bs, int sms, cudaStream_t stream) {
-  constexpr auto row_kernel = multi_scores_row_kernel<T>;
-  p.table_slots = table_slots(p.max_model_len, p.vocab,
-                              static_cast<int64_t>(max_dynamic_shared_bytes<row_kernel>()),
-                              kMaxTableSlots);
-  const cudaError_t err = launch_kernel(row_kernel, static_cast<unsigned>(bs), kRowThreads,
-                                        2 * sizeof(int32_t) * p.table_slots, stream, p);
+cudaError_t launch_split(const MultiScoresParams& p, int64_t shared_bytes, int64_t bs, int sms,
+                         cudaStream_t stream) {
+  const cudaError_t err = launch_kernel(multi_scores_row_kernel<T>, static_cast<unsigned>(bs),
+                                        kRowThreads, static_cast<size_t>(shared_bytes), stream, p);
   if (err != cudaSuccess) return err;
   const int64_t num_vecs = p.vocab / N;
   // Enough blocks in total to fill the GPU even for one row, never more than a row needs.
@@ -68,25 +48,20 @@ cudaError_t launch_split(MultiScoresParams p, int64_t bs, int sms, cudaStream_t 
                        p.temperature, p.vocab, p.words, static_cast<int>(blocks_per_row));
 }
 
-// The fused form when the batch is large enough and the row's bitmap fits in shared memory
-// next to a table (whose size does not matter: rows it cannot hold use the workspace);
-// otherwise the split form.
+// Plans the launch (multi_scores_plan.h) with this device's limits and runs it.
 template <typename T, int N>
-cudaError_t launch_for_width(MultiScoresParams p, int64_t bs, int sms, int shared_per_sm,
+cudaError_t launch_for_width(MultiScoresParams p, int64_t bs, const DeviceLimits& limits,
                              cudaStream_t stream) {
   constexpr auto fused_kernel = multi_scores_fused_kernel<T, N>;
-  // A block's share of the SM (less the 1 KB the runtime reserves per block and the static
-  // row_end), within what one block may have.
-  int64_t block_bytes = shared_per_sm / kFusedBlocksPerSm - 1024 - 64;
-  const int64_t optin = static_cast<int64_t>(max_dynamic_shared_bytes<fused_kernel>());
-  if (optin < block_bytes) block_bytes = optin;
-  const int64_t bitmap_bytes = static_cast<int64_t>(sizeof(uint32_t)) * p.words;
-  if (!prefers_fused(bs, sms) || bitmap_bytes > block_bytes)
-    return launch_split<T, N>(p, bs, sms, stream);
-  p.table_slots =
-      table_slots(p.max_model_len, p.vocab, block_bytes - bitmap_bytes, kMaxFusedTableSlots);
+  DeviceLimits device = limits;
+  device.split_optin =
+      static_cast<int64_t>(max_dynamic_shared_bytes<multi_scores_row_kernel<T>>());
+  device.fused_optin = static_cast<int64_t>(max_dynamic_shared_bytes<fused_kernel>());
+  const MultiScoresPlan plan = plan_multi_scores(bs, p.vocab, p.max_model_len, device);
+  p.table_slots = plan.table_slots;
+  if (!plan.fused) return launch_split<T, N>(p, plan.shared_bytes, bs, device.sms, stream);
   return launch_kernel(fused_kernel, static_cast<unsigned>(bs), kFusedThreads,
-                       bitmap_bytes + 2 * sizeof(int32_t) * p.table_slots, stream, p);
+                       static_cast<size_t>(plan.shared_bytes), stream, p);
 }
 
 }  // namespace token_penalty_multi_scores_impl
@@ -104,8 +79,8 @@ cudaError_t launch_token_penalty_multi_scores(
       max_model_len < 0 || max_model_len > kMaxModelLen || max_bad_tokens < 0 || num_eos < 0)
     return cudaErrorInvalidValue;
   if (bs == 0) return cudaSuccess;
-  int sms = 0, shared_per_sm = 0;
-  cudaError_t status = multiprocessor_limits(&sms, &shared_per_sm);
+  DeviceLimits limits{};
+  cudaError_t status = multiprocessor_limits(&limits);
   if (status != cudaSuccess) return status;
 
   MultiScoresParams p{};
@@ -134,8 +109,8 @@ cudaError_t launch_token_penalty_multi_scores(
     // 16-byte accesses when every row starts on a 16-byte boundary.
     constexpr int N = 16 / sizeof(T);
     if (vocab_size % N == 0 && is_aligned(logits, 16))
-      return launch_for_width<T, N>(p, bs, sms, shared_per_sm, stream);
-    return launch_for_width<T, 1>(p, bs, sms, shared_per_sm, stream);
+      return launch_for_width<T, N>(p, bs, limits, stream);
+    return launch_for_width<T, 1>(p, bs, limits, stream);
   });
 }
 

@@ -42,6 +42,7 @@
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
+#include "ops/penalty/multi_scores_plan.h"
 #include "ops/penalty/penalty.cuh"
 
 namespace fdops::penalty {
@@ -70,10 +71,8 @@ struct MultiScoresParams {
 };
 
 inline constexpr int kRowThreads = 1024;
-// Two fused blocks per SM: 64 registers a thread at most, 8192 table slots and the bitmap of
-// a 152k vocabulary (83 KB) each.
+// kFusedBlocksPerSm (multi_scores_plan.h) fused blocks per SM: at most 64 registers a thread.
 inline constexpr int kFusedThreads = 512;
-inline constexpr int kFusedBlocksPerSm = 2;
 // Dense pass: vectors loaded per thread and step (16-byte vectors of 2-byte types, 8 elements
 // each, would otherwise not fit in the 64 registers).
 template <int N>

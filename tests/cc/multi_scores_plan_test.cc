@@ -1,0 +1,126 @@
+// get_token_penalty_multi_scores' launch plan (ops/penalty/multi_scores_plan.h), enumerated over
+// batch sizes 1..1024, vocabularies, row lengths and the shared memory of real devices: the
+// launched kernel never asks for more shared memory than it may have, two fused blocks fit on an
+// SM, the bitmap covers the vocabulary, tables are as large as the rows need or as memory
+// allows, and the form follows the batch size.
+#include <cstdint>
+#include <cstdio>
+
+#include "ops/penalty/multi_scores_plan.h"
+
+namespace {
+
+using fdops::penalty::DeviceLimits;
+using fdops::penalty::MultiScoresPlan;
+namespace plan = fdops::penalty;
+
+int failures = 0;
+
+void check(bool ok, const char* what, const char* device, int64_t bs, int64_t vocab,
+           int64_t len) {
+  if (ok) return;
+  if (++failures <= 20)
+    std::printf("FAIL %s: device %s, bs %lld, V %lld, L %lld\n", what, device,
+                static_cast<long long>(bs), static_cast<long long>(vocab),
+                static_cast<long long>(len));
+}
+
+struct NamedDevice {
+  const char* name;
+  DeviceLimits limits;
+};
+
+// Shared memory per SM and per block after opting in (less 1 KB of static and reserved memory),
+// from the CUDA programming guide's tables; plus a device whose opt-in query failed.
+constexpr NamedDevice kDevices[] = {
+    {"V100", {80, 96 * 1024, 95 * 1024, 95 * 1024}},
+    {"A100", {108, 164 * 1024, 162 * 1024, 162 * 1024}},
+    {"L4", {58, 100 * 1024, 98 * 1024, 98 * 1024}},
+    {"H100", {132, 228 * 1024, 226 * 1024, 226 * 1024}},
+    {"H100, opt-in unknown", {132, 228 * 1024, 0, 0}},
+};
+
+constexpr int64_t kVocabularies[] = {1,      31,     32,     33,      32000,   103424,
+                                     128256, 151936, 152064, 256000, 1 << 20, 1 << 24};
+// Row lengths up to penalty.h's kMaxModelLen.
+constexpr int64_t kLengths[] = {0,    1,    2,    31,    32,    33,     256,
+                                4096, 4097, 8192, 32768, 131072, (int64_t{1} << 30) - 1};
+
+bool power_of_two(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
+  const DeviceLimits& lim = d.limits;
+  const MultiScoresPlan p = plan::plan_multi_scores(bs, vocab, len, lim);
+  const int64_t words = plan::bitmap_words(vocab);
+  const int64_t bitmap_bytes = 4 * words;
+  const int64_t max_slots = p.fused ? plan::kMaxFusedTableSlots : plan::kMaxTableSlots;
+  const char* n = d.name;
+
+  check(words * 32 >= vocab && (words - 1) * 32 < vocab, "bitmap covers V exactly", n, bs,
+        vocab, len);
+  check(p.table_slots == 0 ||
+            (power_of_two(p.table_slots) && p.table_slots >= plan::kMinTableSlots &&
+             p.table_slots <= max_slots),
+        "table slots are 0 or a power of two within the form's bounds", n, bs, vocab, len);
+  // The table holds every row, or is at its cap, or the next size would not fit.
+  int64_t block_share = lim.shared_per_sm / plan::kFusedBlocksPerSm -
+                        plan::kSharedReservedPerBlock;
+  if (lim.fused_optin < block_share) block_share = lim.fused_optin;
+  const int64_t table_room = p.fused ? block_share - bitmap_bytes : lim.split_optin;
+  const int64_t ids = len < vocab ? len : vocab;
+  check(p.table_slots >= 2 * ids || p.table_slots == max_slots ||
+            2 * plan::kTableSlotBytes * (p.table_slots > 0 ? p.table_slots : 32) > table_room,
+        "table as large as the rows need or memory allows", n, bs, vocab, len);
+  if (p.fused) {
+    check(plan::prefers_fused(bs, lim.sms), "fused only for batches that prefer it", n, bs,
+          vocab, len);
+    check(p.shared_bytes == bitmap_bytes + plan::kTableSlotBytes * p.table_slots,
+          "fused shared memory is the bitmap and the table", n, bs, vocab, len);
+    check(p.shared_bytes <= lim.fused_optin, "fused block within its opt-in limit", n, bs, vocab,
+          len);
+    check(plan::kFusedBlocksPerSm * (p.shared_bytes + plan::kSharedReservedPerBlock) <=
+              lim.shared_per_sm,
+          "the fused blocks fit on one SM together", n, bs, vocab, len);
+  } else {
+    check(p.shared_bytes == plan::kTableSlotBytes * p.table_slots,
+          "split shared memory is the table", n, bs, vocab, len);
+    check(p.shared_bytes <= lim.split_optin, "row kernel within its opt-in limit", n, bs, vocab,
+          len);
+    check(!plan::prefers_fused(bs, lim.sms) || bitmap_bytes > block_share,
+          "split for a batch that prefers fused only when the bitmap does not fit", n, bs, vocab,
+          len);
+  }
+}
+
+// The measured crossover on the H100 (V = 128256, L = 8192): bs 64 split, 66 fused.
+void check_h100_choices() {
+  const DeviceLimits& h100 = kDevices[3].limits;
+  const MultiScoresPlan at64 = plan::plan_multi_scores(64, 128256, 8192, h100);
+  const MultiScoresPlan at66 = plan::plan_multi_scores(66, 128256, 8192, h100);
+  const MultiScoresPlan at256 = plan::plan_multi_scores(256, 151936, 8192, h100);
+  check(!at64.fused && at64.table_slots == 16384, "H100 bs 64: split, 16384 slots", "H100", 64,
+        128256, 8192);
+  check(at66.fused && at66.table_slots == 8192, "H100 bs 66: fused, 8192 slots", "H100", 66,
+        128256, 8192);
+  check(at256.fused && at256.shared_bytes == 4 * 4748 + 8 * 8192,
+        "H100 bs 256, Qwen vocabulary: fused, bitmap + 64 KB", "H100", 256, 151936, 8192);
+}
+
+}  // namespace
+
+int main() {
+  int64_t plans = 0;
+  for (const NamedDevice& d : kDevices) {
+    for (int64_t bs = 1; bs <= 1024; ++bs) {
+      for (int64_t vocab : kVocabularies) {
+        for (int64_t len : kLengths) {
+          check_plan(d, bs, vocab, len);
+          ++plans;
+        }
+      }
+    }
+  }
+  check_h100_choices();
+  std::printf("%lld plans checked, %d failures\n", static_cast<long long>(plans), failures);
+  return failures == 0 ? 0 : 1;
+}
