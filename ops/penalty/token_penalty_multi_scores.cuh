@@ -105,15 +105,20 @@ __device__ __forceinline__ int table_find(const int32_t* keys, int slots, int32_
   return slot;
 }
 
-// Phase a's scan: atomicMax of one past the row's last valid id into *row_end (shared, zeroed
-// by the caller, read after a barrier).
-__device__ __forceinline__ void find_row_end(const int64_t* ids, int64_t len, int64_t vocab,
-                                             unsigned long long* row_end) {
+// Phase a for a counting row: atomicMax of one past the row's last valid id into *row_end
+// (shared, zeroed by the caller, read after a barrier), and an empty table.
+__device__ __forceinline__ void prepare_count(const int64_t* ids, int64_t len, int64_t vocab,
+                                              int32_t* keys, int32_t* counters, int slots,
+                                              unsigned long long* row_end) {
   int64_t end = 0;  // this thread's positions ascend, so the last valid one wins
   for_each_position<kIdBatch>(ids, 0, len, [&](int64_t j, int64_t id) {
     if (in_vocab(id, vocab)) end = j + 1;
   });
   if (end > 0) atomicMax(row_end, static_cast<unsigned long long>(end));
+  for (int i = threadIdx.x; i < slots; i += blockDim.x) {
+    keys[i] = kEmptyKey;
+    counters[i] = 0;
+  }
 }
 
 // Phase b in the shared table (cleared, with fewer distinct ids than slots / 2): the prompt ids
@@ -157,6 +162,25 @@ __device__ __forceinline__ void count_in_workspace(const int64_t* ids, int64_t p
     atomicAdd(counts + id, 1);
     counted(id);
   });
+}
+
+// Writes the ban value over row b's bad tokens (the first bad_tokens_lens[b] of its bad_tokens
+// that are in the vocabulary) after a barrier, and calls banned(id) for each. Block-wide.
+template <typename T, typename Banned>
+__device__ __forceinline__ void ban_bad_tokens(const MultiScoresParams& p, int64_t b, T* row,
+                                               Banned&& banned) {
+  int64_t num_bad = p.bad_tokens_lens[b];
+  num_bad = num_bad < 0 ? 0 : (num_bad > p.max_bad_tokens ? p.max_bad_tokens : num_bad);
+  if (num_bad == 0) return;  // the same in every thread of the block
+  __syncthreads();
+  const int64_t* bad = p.bad_tokens + b * p.max_bad_tokens;
+  const T ban = from_float<T>(kBanValue);
+  for (int64_t i = threadIdx.x; i < num_bad; i += blockDim.x) {
+    const int64_t id = bad[i];
+    if (!in_vocab(id, p.vocab)) continue;
+    row[id] = ban;
+    banned(id);
+  }
 }
 
 // The penalised, temperature-scaled logit of a token with counter `counter` (kPromptFlag if it
@@ -204,11 +228,7 @@ __global__ void __launch_bounds__(kRowThreads) multi_scores_row_kernel(MultiScor
     for (int64_t w = threadIdx.x; w < p.words; w += blockDim.x) bits[w] = 0u;
   }
   if (counting) {
-    find_row_end(ids, len, vocab, &row_end);
-    for (int i = threadIdx.x; i < slots; i += blockDim.x) {
-      keys[i] = kEmptyKey;
-      counters[i] = 0;
-    }
+    prepare_count(ids, len, vocab, keys, counters, slots, &row_end);
   }
   if (cur_len >= 0 && cur_len < p.min_dec_lens[b]) {
     const T ban = from_float<T>(eos_ban_value<T>());
@@ -273,20 +293,10 @@ __global__ void __launch_bounds__(kRowThreads) multi_scores_row_kernel(MultiScor
     }
   }
 
-  // d. Bad tokens, after every other write of this row.
-  int64_t num_bad = p.bad_tokens_lens[b];
-  num_bad = num_bad < 0 ? 0 : (num_bad > p.max_bad_tokens ? p.max_bad_tokens : num_bad);
-  if (num_bad > 0) {
-    __syncthreads();
-    const int64_t* bad = p.bad_tokens + b * p.max_bad_tokens;
-    const T ban = from_float<T>(kBanValue);
-    for (int64_t i = threadIdx.x; i < num_bad; i += blockDim.x) {
-      const int64_t id = bad[i];
-      if (!in_vocab(id, vocab)) continue;
-      row[id] = ban;
-      if (elementwise) mark(id);
-    }
-  }
+  // d. Bad tokens, after every other write of this row (marked: final for the dense pass).
+  ban_bad_tokens(p, b, row, [&](int64_t id) {
+    if (elementwise) mark(id);
+  });
 }
 
 inline constexpr int kApplyThreads = 128;
@@ -379,11 +389,7 @@ __global__ void __launch_bounds__(kFusedThreads, kFusedBlocksPerSm)
   // a. Find the end, clear the bitmap and the table.
   for (int64_t w = threadIdx.x; w < p.words; w += blockDim.x) bits[w] = 0u;
   if (counting) {
-    find_row_end(ids, len, vocab, &row_end);
-    for (int i = threadIdx.x; i < slots; i += blockDim.x) {
-      keys[i] = kEmptyKey;
-      counters[i] = 0;
-    }
+    prepare_count(ids, len, vocab, keys, counters, slots, &row_end);
   }
   __syncthreads();
 
@@ -455,17 +461,7 @@ __global__ void __launch_bounds__(kFusedThreads, kFusedBlocksPerSm)
   }
 
   // e. Bad tokens, after every other write of this row.
-  int64_t num_bad = p.bad_tokens_lens[b];
-  num_bad = num_bad < 0 ? 0 : (num_bad > p.max_bad_tokens ? p.max_bad_tokens : num_bad);
-  if (num_bad > 0) {
-    __syncthreads();
-    const int64_t* bad = p.bad_tokens + b * p.max_bad_tokens;
-    const T ban = from_float<T>(kBanValue);
-    for (int64_t i = threadIdx.x; i < num_bad; i += blockDim.x) {
-      const int64_t id = bad[i];
-      if (in_vocab(id, vocab)) row[id] = ban;
-    }
-  }
+  ban_bad_tokens(p, b, row, [](int64_t) {});
 }
 
 }  // namespace fdops::penalty
