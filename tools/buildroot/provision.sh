@@ -102,6 +102,15 @@ in_staging "${BUILDROOT_VENV}/bin/pip" install --quiet --no-cache-dir --disable-
   --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: -r /opt/fastdeploy-ops/requirements.lock >>"${log}" 2>&1 \
   || die "pip install of tools/buildroot/requirements.lock failed, see ${log}"
 
+step "Paddle tests' virtual environment (Python 3.13) from tools/buildroot/paddle-requirements.lock"
+cp "${BUILDROOT_SRC_DIR}/paddle-requirements.lock" "${staging}/opt/fastdeploy-ops/paddle-requirements.lock"
+in_staging python3.13 -m venv "${BUILDROOT_PADDLE_VENV}" >>"${log}" 2>&1 \
+  || die "python3.13 -m venv failed, see ${log}"
+in_staging "${BUILDROOT_PADDLE_VENV}/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check \
+  --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: \
+  -r /opt/fastdeploy-ops/paddle-requirements.lock >>"${log}" 2>&1 \
+  || die "pip install of tools/buildroot/paddle-requirements.lock failed, see ${log}"
+
 step "Java trust store of the host's CA bundle, for Bazel's downloads"
 cp "${BUILDROOT_SRC_DIR}/TrustStore.java" "${staging}/opt/fastdeploy-ops/TrustStore.java"
 in_staging java /opt/fastdeploy-ops/TrustStore.java /opt/fastdeploy-ops/host-ca.crt \

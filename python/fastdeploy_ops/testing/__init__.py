@@ -8,8 +8,8 @@ Skip marks (evaluated when applied, i.e. at collection; each skip says why)::
     def test_something(tensor_lib): ...
 
 ``tensor_lib`` is a fixture giving a :class:`TensorLib` for moving numpy arrays to the GPU and
-back: torch if it is importable with CUDA, else cupy; ``FASTDEPLOY_OPS_TEST_LIB=cupy`` (or
-``torch``) insists on one. Register it in a ``conftest.py`` with
+back: torch if it is importable with CUDA, else cupy, else paddle; ``FASTDEPLOY_OPS_TEST_LIB=cupy``
+(or ``torch``, ``paddle``) insists on one. Register it in a ``conftest.py`` with
 ``from fastdeploy_ops.testing import tensor_lib``.
 """
 
@@ -173,7 +173,37 @@ class _Cupy(TensorLib):
         return None if self.cupy.cuda.is_available() else "cupy sees no CUDA device"
 
 
-_LIBS: dict[str, type[_Torch] | type[_Cupy]] = {"torch": _Torch, "cupy": _Cupy}
+class _Paddle(TensorLib):
+    name = "paddle"
+
+    def __init__(self) -> None:
+        self.paddle = importlib.import_module("paddle")
+
+    def place(self) -> Any:
+        """Where tensors go: GPU 0 (the CPU tests of the adapter substitute the CPU)."""
+        return self.paddle.CUDAPlace(0)
+
+    def to_device(self, array: ArrayLike, dtype: str | None = None) -> Any:
+        tensor = self.paddle.to_tensor(np.ascontiguousarray(array), place=self.place())
+        return tensor.astype(dtype) if dtype else tensor
+
+    def from_device(self, tensor: Any) -> np.ndarray:
+        if str(tensor.dtype).rpartition(".")[2] in ("bfloat16", "float8_e4m3fn"):
+            tensor = tensor.astype("float32")
+        return tensor.cpu().numpy()
+
+    def empty(self, shape: tuple[int, ...], dtype: str) -> Any:
+        return self.paddle.empty(list(shape), dtype=dtype, device=self.place())
+
+    def device_problem(self) -> str | None:
+        if not self.paddle.device.is_compiled_with_cuda():
+            return "paddle is built without CUDA"
+        if self.paddle.device.cuda.device_count() == 0:
+            return "paddle has no CUDA device"
+        return None
+
+
+_LIBS: dict[str, type[TensorLib]] = {"torch": _Torch, "cupy": _Cupy, "paddle": _Paddle}
 
 
 def _open(name: str) -> TensorLib | str:
