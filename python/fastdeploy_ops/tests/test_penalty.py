@@ -80,8 +80,9 @@ def multi_inputs(shape: Shape, seed: object) -> dict[str, np.ndarray]:
 def make_multi_inputs(shape: Shape, seed: object) -> dict[str, np.ndarray]:
     """Realistic rows plus edge rows: ids repeat (drawn from a small pool), prompts and outputs
     of random length with -1 padding, a few ids outside the vocabulary, rows with penalties off,
-    with temperature 1, with a negative decoded length, below the minimum length; bad-token
-    lengths beyond the column count."""
+    with temperature 1 (with penalties off, and on: the kernels skip the division), with a
+    negative decoded length, below the minimum length; bad-token lengths beyond the column
+    count."""
     rng = rng_for("multi", shape, seed)
     rows, vocab, length = shape.rows, shape.vocab, shape.max_model_len
     token_ids = np.full((rows, length), -1, dtype=np.int64)
@@ -100,6 +101,7 @@ def make_multi_inputs(shape: Shape, seed: object) -> dict[str, np.ndarray]:
     kind = np.arange(rows) % 6
     alpha[kind == 1], beta[kind == 1], gamma[kind == 1] = 1, 0, 0  # penalties off, T != 1
     alpha[kind == 2], beta[kind == 2], gamma[kind == 2], temperature[kind == 2] = 1, 0, 0, 1
+    temperature[kind == 5] = 1  # penalties on, temperature exactly 1
     cur = generated.astype(np.int64)
     cur[kind == 3] = -1  # no counting, no EOS ban
     min_len = np.where(kind == 4, cur + 1, rng.integers(0, 3, rows)).astype(np.int64)
