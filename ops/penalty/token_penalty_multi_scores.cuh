@@ -12,9 +12,9 @@
 //       entry: a [bs, V] array touched at random, which for large batches is bound by DRAM
 //       sector traffic (profiled on H100 at bs 256, V 151936: 183 µs, 36% of DRAM bandwidth);
 //    c. finish: each distinct token computes its final logit (penalties, then temperature)
-//       once and marks itself in the bitmap. With the hash table every occupied slot is one
-//       distinct token; with the workspace, atomicExch(slot, 0) hands each slot to exactly one
-//       thread and leaves it zero;
+//       once and, when the dense pass runs, marks itself in the bitmap. With the hash table
+//       every occupied slot is one distinct token; with the workspace, atomicExch(slot, 0)
+//       hands each slot to exactly one thread and leaves it zero;
 //    d. bad tokens: ban and mark.
 // 2. Apply kernel, several blocks per row: the dense pass. Every logit whose bitmap bit is
 //    clear is divided by the temperature, 16 bytes per access.
@@ -265,7 +265,7 @@ __global__ void __launch_bounds__(kRowThreads) multi_scores_row_kernel(MultiScor
           const int32_t counter = counters[first + u * blockDim.x];
           row[id[u]] = from_float<T>(
               penalised_logit(logit[u], counter, alpha, beta, gamma, temperature));
-          mark(id[u]);
+          if (elementwise) mark(id[u]);  // the dense pass reads the marks
         }
       }
     } else {
@@ -287,7 +287,7 @@ __global__ void __launch_bounds__(kRowThreads) multi_scores_row_kernel(MultiScor
           if (slot[u] == 0) continue;
           row[id[u]] = from_float<T>(
               penalised_logit(logit[u], slot[u], alpha, beta, gamma, temperature));
-          mark(id[u]);
+          if (elementwise) mark(id[u]);
         }
       });
     }
