@@ -2,7 +2,9 @@
 
 The wheel holds one compiled module per GPU generation (``_ops_sm70``, ``_ops_sm80``, ...).
 The best one for the GPU is chosen and imported on first use (``FASTDEPLOY_OPS_SM=NN`` forces
-one); importing this package touches neither the GPU nor any framework.
+one); importing this package touches neither the GPU nor any framework, except that when torch
+is already imported the ops are registered as ``torch.ops.fastdeploy_ops.<op>`` (otherwise on
+the first torch tensor an op is given, or by :func:`register_torch_ops`).
 
 - :func:`info` and :func:`available_ops`: what is in the wheel and what can run here.
 - :mod:`fastdeploy_ops.moe_routing`, :mod:`fastdeploy_ops.attention`, ...: the ops, one module per
@@ -18,11 +20,13 @@ import functools
 import importlib
 import pkgutil
 import re
+import sys
 from types import ModuleType
 
 from ._info import Info, available_ops, info
 from ._manifest import PACKAGE_DIR as _PACKAGE_DIR
 from ._manifest import package_version as _package_version
+from ._torch_library import register as register_torch_ops
 from .errors import DeviceUnavailableError, OpUnavailableError
 
 
@@ -48,10 +52,14 @@ __all__ = sorted([
     "__version__",
     "available_ops",
     "info",
+    "register_torch_ops",
     *_family_modules(),
 ])
 
 __version__: str = _package_version()
+
+if "torch" in sys.modules:
+    register_torch_ops()
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""Framework adapters: allocate outputs like the caller's tensor and find its current stream.
+"""Framework adapters: allocate outputs like the caller's tensor, find its current stream, launch.
 
 The framework is recognised from the tensor's type (``type(x).__module__``), so nothing is
 imported that the caller has not imported already. One table maps each framework to two
@@ -6,25 +6,34 @@ functions: ``empty(like, shape, dtype)`` (same framework, same device) and ``str
 (the caller's current CUDA stream for ``inputs[0]``'s device, as an int ``cudaStream_t``).
 numpy arrays are CPU arrays: their outputs are numpy arrays and the bindings reject them with
 their "must be a CUDA tensor" error.
+
+:func:`launch` is where every op ends: torch tensors go through the op's registered
+``torch.ops.fastdeploy_ops`` operator (:mod:`._torch_library`), whose implementation comes back
+to :func:`run_kernel`; every other framework calls :func:`run_kernel` directly.
 """
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import _device
+from . import _device, _torch_library
+from ._loader import get_op
 
 __all__ = [
     "DTYPES",
     "Framework",
+    "Kernel",
     "dtype_name",
     "float8_bytes",
     "framework_of",
     "launch",
+    "run_kernel",
     "shape_of",
+    "unsigned64",
 ]
 
 Tensor = Any
@@ -138,6 +147,8 @@ def framework_of(op: str, arg: str, tensor: Tensor) -> Framework:
     """
     root = type(tensor).__module__.partition(".")[0]
     framework = _FRAMEWORKS.get(root)
+    if root == "torch" and not _torch_library.registered():
+        _torch_library.register()
     if framework is None:
         raise TypeError(
             f"{op}: argument '{arg}' must be a torch, paddle, cupy, jax or numpy tensor, "
@@ -175,11 +186,62 @@ def shape_of(op: str, arg: str, tensor: Tensor, ranks: Sequence[int]) -> tuple[i
     return shape
 
 
-def launch(framework: Framework, kernel: Callable[..., None], *args: Any) -> None:
+class Kernel(NamedTuple):
+    """A compiled kernel function by name: ``op`` of ``family``, from instantiation ``group``
+    (``"cache=fp8"``) when that group may be missing from a module that has the family."""
+
+    family: str
+    op: str
+    group: str | None = None
+
+    @property
+    def torch_name(self) -> str:
+        """The name of its operator in ``torch.ops.fastdeploy_ops``: ``op``, suffixed with the
+        group (``paged_kv_append_cache_fp8``) when there is one."""
+        if self.group is None:
+            return self.op
+        return f"{self.op}_{self.group.replace('=', '_')}"
+
+
+def unsigned64(framework: Framework, op: str, arg: str, value: int) -> int:
+    """``value`` (argument ``arg`` of ``op``), checked to be an int in ``[0, 2**64)``, or in
+    ``[0, 2**63)`` for torch tensors: torch operators take their ints as int64.
+
+    Raises:
+        TypeError: not an int. ValueError: out of range.
+    """
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
+    if framework.name == "torch":
+        bound, where = 1 << 63, "[0, 2**63) with torch tensors (torch operators take int64)"
+    else:
+        bound, where = 1 << 64, "[0, 2**64)"
+    if not 0 <= int(value) < bound:
+        raise ValueError(f"{op}: argument '{arg}' must be in {where}, got {int(value)}")
+    return int(value)
+
+
+def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
+    """Run ``kernel`` on ``args`` (the binding's arguments but the stream) on the caller's stream.
+
+    torch tensors are passed to the kernel's ``torch.ops.fastdeploy_ops`` operator, so that
+    ``torch.compile`` sees an operator with a schema instead of a call it cannot trace.
+    """
+    if framework.name == "torch":
+        _torch_library.call(kernel, args)
+    else:
+        run_kernel(framework, kernel, args)
+
+
+def run_kernel(framework: Framework, kernel: Kernel, args: Sequence[Any]) -> None:
     """Call ``kernel(*args, stream)`` on the caller's current stream of ``args[0]``'s device."""
+    function = get_op(kernel.family, kernel.op, kernel.group)
     stream = framework.stream(args)
     if framework.export is not None:
         args = tuple(map(framework.export, args))
-    kernel(*args, stream)
+    function(*args, stream)
     if framework.synchronous:
         _device.synchronize()
+
+
+TORCH = _FRAMEWORKS["torch"]

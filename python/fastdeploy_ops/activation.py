@@ -7,12 +7,17 @@ FastDeploy does); the SM70 module, which has no such instruction, uses the accur
 
 from __future__ import annotations
 
-from ._loader import get_op
-from ._tensors import Tensor, dtype_name, framework_of, launch
+from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch
 
 __all__ = ["gelu_tanh"]
 
 FAMILY = "activation"
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "gelu_tanh"): "(Tensor input, Tensor(a!) out) -> ()",
+}
 
 
 def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
@@ -34,7 +39,7 @@ def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
     mainline builds SM70 without this op; its V100 port also falls back to ``tanhf``).
     """
     op = "gelu_tanh"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "input", input)
     if out is None:
         out = framework.empty(input, tuple(input.shape), dtype_name(input))

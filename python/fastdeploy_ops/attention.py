@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 
 from ._loader import get_op
-from ._tensors import Tensor, dtype_name, float8_bytes, framework_of, launch
+from ._tensors import Kernel, Tensor, dtype_name, float8_bytes, framework_of, launch
 
 __all__ = [
     "AttentionPlan",
@@ -43,8 +43,35 @@ _FP8 = "float8_e4m3fn"
 # The instantiation group of fp8 caches: modules below its minimum SM have the family without it.
 _FP8_GROUP = "cache=fp8"
 
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+_TORCH_SCHEMAS = {
+    "paged_kv_append": (
+        "(Tensor key, Tensor value, Tensor(a!) key_cache, Tensor(b!) value_cache, "
+        "Tensor block_tables, Tensor cache_lens, Tensor cu_seqlens_q, Tensor? key_scale, "
+        "Tensor? value_scale, Tensor(c!)? query, Tensor? cos_sin_cache, bool is_neox, "
+        "bool check_metadata) -> ()"
+    ),
+    "paged_decode_attention": (
+        "(Tensor query, Tensor(a!) out, Tensor key_cache, Tensor value_cache, "
+        "Tensor block_tables, Tensor seq_lens, Tensor? key_scale, Tensor? value_scale, "
+        "float softmax_scale, int max_seq_len, bool check_metadata) -> ()"
+    ),
+    "paged_prefill_attention": (
+        "(Tensor query, Tensor(a!) out, Tensor cu_seqlens_q, Tensor key_cache, "
+        "Tensor value_cache, Tensor block_tables, Tensor seq_lens, Tensor? key_scale, "
+        "Tensor? value_scale, float softmax_scale, int max_seq_len, bool check_metadata) -> ()"
+    ),
+}
+# fp8 caches are served by the kernels of their own instantiation group.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, op, group): schema
+    for op, schema in _TORCH_SCHEMAS.items()
+    for group in (None, _FP8_GROUP)
+}
 
-def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor):
+
+def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor) -> tuple[Kernel, Tensor, Tensor]:
     """The kernel serving the cache's dtype and the caches as the binding takes them."""
     if dtype_name(key_cache) == _FP8 or dtype_name(value_cache) == _FP8:
         if dtype_name(key_cache) != dtype_name(value_cache):
@@ -52,9 +79,8 @@ def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor):
                 f"{op}: argument 'value_cache' must have the dtype of 'key_cache' "
                 f"({dtype_name(key_cache)}), got {dtype_name(value_cache)}"
             )
-        kernel = get_op(FAMILY, op, _FP8_GROUP)
-        return kernel, float8_bytes(key_cache), float8_bytes(value_cache)
-    return get_op(FAMILY, op), key_cache, value_cache
+        return Kernel(FAMILY, op, _FP8_GROUP), float8_bytes(key_cache), float8_bytes(value_cache)
+    return Kernel(FAMILY, op), key_cache, value_cache
 
 
 def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float:

@@ -25,13 +25,34 @@ import math
 import operator
 from collections.abc import Sequence
 
-from ._loader import get_op
-from ._tensors import Tensor, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, framework_of, launch, shape_of
 
 __all__ = ["fused_cast_sigmoid_bias", "grouped_topk", "moe_topk_select", "noaux_tc"]
 
 FAMILY = "moe_routing"
 CAST_TYPES = ("float32", "float16", "bfloat16")
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "grouped_topk"): (
+        "(Tensor gating_output, Tensor e_score_correction_bias, Tensor(a!) scores, "
+        "Tensor(b!) topk_values, Tensor(c!) topk_indices, int n_group, int topk_group, int topk, "
+        "bool renormalize, float routed_scaling_factor) -> ()"
+    ),
+    Kernel(FAMILY, "noaux_tc"): (
+        "(Tensor(a!) scores, Tensor scores_with_bias, Tensor(b!) topk_values, "
+        "Tensor(c!) topk_indices, int n_group, int topk_group, int topk, bool renormalize, "
+        "float routed_scaling_factor) -> ()"
+    ),
+    Kernel(FAMILY, "fused_cast_sigmoid_bias"): (
+        "(Tensor input, Tensor bias, Tensor(a!) scores, Tensor(b!) scores_with_bias) -> ()"
+    ),
+    Kernel(FAMILY, "moe_topk_select"): (
+        "(Tensor gating_logits, Tensor? bias, Tensor(a!) topk_ids, Tensor(b!) topk_weights, "
+        "bool apply_norm_weight, bool enable_softmax_top_k_fused) -> ()"
+    ),
+}
 
 
 def _topk(op: str, arg: str, value: int, num_experts: int) -> int:
@@ -96,7 +117,7 @@ def grouped_topk(
     Differences from FastDeploy: those listed in the module docstring, plus ``out=``.
     """
     op = "grouped_topk"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "gating_output", gating_output)
     rows, experts = shape_of(op, "gating_output", gating_output, (2,))
     k = _topk(op, "topk", topk, experts)
@@ -145,7 +166,7 @@ def noaux_tc(
     is never converted (a wrong dtype is an error, not a silent copy); ``out=``.
     """
     op = "noaux_tc"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "scores", scores)
     rows, experts = shape_of(op, "scores", scores, (2,))
     k = _topk(op, "topk", topk, experts)
@@ -185,7 +206,7 @@ def fused_cast_sigmoid_bias(
     Differences from FastDeploy: ``out=``; ``T == 0`` is allowed.
     """
     op = "fused_cast_sigmoid_bias"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "input", input)
     shape = shape_of(op, "input", input, (2,))
     if cast_type not in CAST_TYPES:
@@ -235,7 +256,7 @@ def moe_topk_select(
     Differences from FastDeploy: ``out=``; ``T == 0`` is allowed.
     """
     op = "moe_topk_select"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "gating_logits", gating_logits)
     *leading, experts = shape_of(op, "gating_logits", gating_logits, (2, 3))
     rows = math.prod(leading)

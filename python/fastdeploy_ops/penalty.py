@@ -12,12 +12,25 @@ written), lengths are clamped to the tensor's extent. Results are bitwise determ
 
 from __future__ import annotations
 
-from ._loader import get_op
-from ._tensors import Tensor, dtype_name, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch, shape_of
 
 __all__ = ["get_token_penalty_multi_scores", "get_token_penalty_once"]
 
 FAMILY = "penalty"
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "get_token_penalty_multi_scores"): (
+        "(Tensor token_ids_all, Tensor(a!) logits, Tensor penalty_scores, "
+        "Tensor frequency_scores, Tensor presence_scores, Tensor temperatures, Tensor bad_tokens, "
+        "Tensor bad_tokens_lens, Tensor prompt_lens, Tensor cur_dec_lens, Tensor min_dec_lens, "
+        "Tensor eos_token_id, Tensor(b!) workspace) -> ()"
+    ),
+    Kernel(FAMILY, "get_token_penalty_once"): (
+        "(Tensor pre_ids, Tensor logits, Tensor penalty_scores, Tensor(a!) out) -> ()"
+    ),
+}
 
 
 def _workspace_size(rows: int, vocab: int) -> int:
@@ -98,14 +111,13 @@ def get_token_penalty_multi_scores(
       multiply-subtract: at most one float32 ulp of difference).
     """
     op = "get_token_penalty_multi_scores"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "logits", logits)
     rows, vocab = shape_of(op, "logits", logits, (2,))
     workspace = framework.empty(logits, (_workspace_size(rows, vocab),), "int32")
-    # launch() takes the stream of its first argument's device: pass logits first.
-    launch(framework, lambda lg, ids, *rest: kernel(ids, lg, *rest), logits, token_ids_all,
-           penalty_scores, frequency_scores, presence_scores, temperatures, bad_tokens,
-           bad_tokens_lens, prompt_lens, cur_dec_lens, min_dec_lens, eos_token_id, workspace)
+    launch(framework, kernel, token_ids_all, logits, penalty_scores, frequency_scores,
+           presence_scores, temperatures, bad_tokens, bad_tokens_lens, prompt_lens, cur_dec_lens,
+           min_dec_lens, eos_token_id, workspace)
     return logits
 
 
@@ -140,11 +152,10 @@ def get_token_penalty_once(
     also be float32; ``out=``; ``bs == 0`` is allowed.
     """
     op = "get_token_penalty_once"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "logits", logits)
     shape = shape_of(op, "logits", logits, (2,))
     if out is None:
         out = framework.empty(logits, shape, dtype_name(logits))
-    launch(framework, lambda lg, ids, *rest: kernel(ids, lg, *rest), logits, pre_ids,
-           penalty_scores, out)
+    launch(framework, kernel, pre_ids, logits, penalty_scores, out)
     return out

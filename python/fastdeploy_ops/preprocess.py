@@ -30,8 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from ._loader import get_op
-from ._tensors import Tensor, dtype_name, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch, shape_of
 
 __all__ = [
     "get_padding_offset",
@@ -42,6 +41,31 @@ __all__ = [
 
 FAMILY = "preprocess"
 INT32_MAX = 2**31 - 1
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "get_padding_offset"): (
+        "(Tensor input_ids, int token_num, Tensor seq_len, Tensor(a!) x_remove_padding, "
+        "Tensor(b!) batch_id_per_token, Tensor(c!) cu_seqlens_q, Tensor(d!) cu_seqlens_k) -> ()"
+    ),
+    Kernel(FAMILY, "rebuild_padding"): (
+        "(Tensor tmp_out, Tensor cu_seqlens_q, Tensor seq_len_this_time, Tensor seq_lens_decoder, "
+        "Tensor seq_lens_encoder, Tensor? output_padding_offset, Tensor(a!)? first_token_out, "
+        "Tensor(b!) out, int max_input_length, bool enable_logprob) -> ()"
+    ),
+    Kernel(FAMILY, "set_value_by_flags_and_idx"): (
+        "(Tensor(a!) pre_ids_all, Tensor input_ids, Tensor seq_lens_this_time, "
+        "Tensor seq_lens_encoder, Tensor seq_lens_decoder, Tensor step_idx, "
+        "Tensor stop_flags) -> ()"
+    ),
+    Kernel(FAMILY, "set_stop_value_multi_ends"): (
+        "(Tensor(a!) topk_ids, Tensor(b!) stop_flags, Tensor seq_lens, Tensor end_ids, "
+        "Tensor(c!) next_tokens, Tensor pre_ids, Tensor step_idx, Tensor stop_seqs, "
+        "Tensor stop_seqs_len, Tensor stop_token_ids, Tensor stop_token_ids_len, "
+        "Tensor min_tokens, Tensor max_tokens, bool beam_search, bool prefill_one_step_stop) -> ()"
+    ),
+}
 
 
 def _host_int(op: str, arg: str, value: Any) -> int:
@@ -117,7 +141,7 @@ def get_padding_offset(
     (``cu_seqlens = [0]``); ``out=``. This is the 3-input form (no ``cum_offsets``).
     """
     op = "get_padding_offset"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "input_ids", input_ids)
     rows, cols = shape_of(op, "input_ids", input_ids, (2,))
     tokens = _host_int(op, "token_num", token_num)
@@ -202,7 +226,7 @@ def rebuild_padding(
     - ``out=``; ``bs = 0`` / zero output rows are allowed.
     """
     op = "rebuild_padding"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "tmp_out", tmp_out)
     _, hidden = shape_of(op, "tmp_out", tmp_out, (2,))
     if output_padding_offset is None:
@@ -254,7 +278,7 @@ def set_value_by_flags_and_idx(
     uses one block, ``bs <= 1024``); every per-row tensor must have exactly ``bs`` rows.
     """
     op = "set_value_by_flags_and_idx"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "pre_ids_all", pre_ids_all)
     launch(framework, kernel, pre_ids_all, input_ids, seq_lens_this_time, seq_lens_encoder,
            seq_lens_decoder, step_idx, stop_flags)
@@ -330,7 +354,7 @@ def set_stop_value_multi_ends(
       sequence, at most 1024).
     """
     op = "set_stop_value_multi_ends"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "topk_ids", topk_ids)
     launch(framework, kernel, topk_ids, stop_flags, seq_lens, end_ids, next_tokens, pre_ids,
            step_idx, stop_seqs, stop_seqs_len, stop_token_ids, stop_token_ids_len, min_tokens,

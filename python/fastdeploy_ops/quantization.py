@@ -32,14 +32,35 @@ from __future__ import annotations
 
 import operator
 
-from ._loader import get_op
-from ._tensors import Framework, Tensor, dtype_name, float8_bytes, framework_of, launch, shape_of
+from ._tensors import (
+    Framework,
+    Kernel,
+    Tensor,
+    dtype_name,
+    float8_bytes,
+    framework_of,
+    launch,
+    shape_of,
+)
 
 __all__ = ["BLOCK_SIZE", "per_token_quant", "per_token_quant_padding"]
 
 FAMILY = "quantization"
 BLOCK_SIZE = 128
 _BLOCKS_PER_WORD = 4  # UE8M0 exponent bytes per int32
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "per_token_quant"): (
+        "(Tensor input, Tensor(a!) q, Tensor(b!) scale, int block_size, bool use_ue8m0, "
+        "bool finegrained_range) -> ()"
+    ),
+    Kernel(FAMILY, "per_token_quant_padding"): (
+        "(Tensor input, Tensor(a!) q, Tensor(b!) scale, int block_size, bool use_ue8m0, "
+        "bool finegrained_range) -> ()"
+    ),
+}
 
 
 def _hidden(op: str, input: Tensor, block_size: int, granule: int) -> tuple[int, int]:
@@ -80,7 +101,7 @@ def _quantize(op: str, input: Tensor, block_size: int, use_ue8m0: bool,
               finegrained_range: bool, padding: bool) -> tuple[Tensor, Tensor]:
     framework = framework_of(op, "input", input)
     tokens, hidden = _hidden(op, input, block_size, BLOCK_SIZE if padding else 4)
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     q = _empty_float8(framework, input, (tokens, hidden))
     q_bytes = q if dtype_name(q) == "uint8" else float8_bytes(q)
     columns = _scale_columns(hidden, bool(use_ue8m0))

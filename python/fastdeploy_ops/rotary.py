@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import operator
 
-from ._loader import get_op
-from ._tensors import Tensor, framework_of, launch
+from ._tensors import Kernel, Tensor, framework_of, launch
 
 __all__ = ["fused_rotary_position_encoding"]
 
 FAMILY = "rotary"
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "fused_rotary_position_encoding"): (
+        "(Tensor(a!) query, Tensor(b!)? key, Tensor position_ids, Tensor cos_sin_cache, "
+        "int head_size, bool is_neox) -> ()"
+    ),
+}
 
 
 def fused_rotary_position_encoding(
@@ -59,7 +67,7 @@ def fused_rotary_position_encoding(
     ``T == 0`` is allowed; the tensors are returned.
     """
     op = "fused_rotary_position_encoding"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "query", query)
     try:
         head_size = operator.index(head_size)

@@ -25,13 +25,26 @@ from __future__ import annotations
 
 import numbers
 
-from ._loader import get_op
-from ._tensors import Tensor, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, framework_of, launch, shape_of, unsigned64
 
 __all__ = ["top_k_renorm_probs", "top_k_top_p_sampling_from_probs", "top_p_renorm_probs"]
 
 FAMILY = "sampling"
-_U64 = 1 << 64
+
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "top_k_renorm_probs"): (
+        "(Tensor probs, Tensor? top_k, int top_k_scalar, Tensor(a!) renorm_probs) -> ()"
+    ),
+    Kernel(FAMILY, "top_p_renorm_probs"): (
+        "(Tensor probs, Tensor? top_p, float top_p_scalar, Tensor(a!) renorm_probs) -> ()"
+    ),
+    Kernel(FAMILY, "top_k_top_p_sampling_from_probs"): (
+        "(Tensor probs, Tensor? top_k, int top_k_scalar, Tensor? top_p, float top_p_scalar, "
+        "int seed, int offset, Tensor(a!) samples) -> ()"
+    ),
+}
 
 
 def _is_tensor(value: object) -> bool:
@@ -55,14 +68,6 @@ def _top_p(op: str, top_p: float | Tensor) -> tuple[Tensor | None, float]:
         return top_p, 1.0
     raise TypeError(f"{op}: argument 'top_p' must be a float or a float32 tensor, "
                     f"got {type(top_p).__name__}")
-
-
-def _u64(op: str, arg: str, value: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
-    if not 0 <= int(value) < _U64:
-        raise ValueError(f"{op}: argument '{arg}' must be in [0, 2**64), got {int(value)}")
-    return int(value)
 
 
 def top_k_renorm_probs(probs: Tensor, top_k: int | Tensor, *, out: Tensor | None = None) -> Tensor:
@@ -91,7 +96,7 @@ def top_k_renorm_probs(probs: Tensor, top_k: int | Tensor, *, out: Tensor | None
     ``B == 0`` is allowed.
     """
     op = "top_k_renorm_probs"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "probs", probs)
     rows, vocab = shape_of(op, "probs", probs, (2,))
     tensor, scalar = _top_k(op, top_k)
@@ -131,7 +136,7 @@ def top_p_renorm_probs(probs: Tensor, top_p: float | Tensor, *,
     module docstring.
     """
     op = "top_p_renorm_probs"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "probs", probs)
     rows, vocab = shape_of(op, "probs", probs, (2,))
     tensor, scalar = _top_p(op, top_p)
@@ -176,8 +181,8 @@ def top_k_top_p_sampling_from_probs(
         probs: ``[B, V]`` float32 normalised probabilities, contiguous, on the GPU.
         top_k: an int ``>= 0`` for every row, or an int64/int32 tensor ``[B]`` or ``[B, 1]``.
         top_p: a float in ``(0, 1]`` for every row, or a float32 tensor ``[B]`` or ``[B, 1]``.
-        seed: Philox key, an int in ``[0, 2**64)``.
-        offset: Philox counter offset, an int in ``[0, 2**64)``.
+        seed: Philox key, an int in ``[0, 2**64)`` (``[0, 2**63)`` for torch tensors).
+        offset: Philox counter offset, an int in ``[0, 2**64)`` (``[0, 2**63)`` for torch).
         out: optional ``[B]`` int64 tensor to write.
 
     Returns:
@@ -192,13 +197,13 @@ def top_k_top_p_sampling_from_probs(
     int32; ``out=``; ``B == 0`` is allowed.
     """
     op = "top_k_top_p_sampling_from_probs"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "probs", probs)
     rows, _ = shape_of(op, "probs", probs, (2,))
     k_tensor, k_scalar = _top_k(op, top_k)
     p_tensor, p_scalar = _top_p(op, top_p)
-    seed = _u64(op, "seed", seed)
-    offset = _u64(op, "offset", offset)
+    seed = unsigned64(framework, op, "seed", seed)
+    offset = unsigned64(framework, op, "offset", offset)
     if out is None:
         out = framework.empty(probs, (rows,), "int64")
     launch(framework, kernel, probs, k_tensor, k_scalar, p_tensor, p_scalar, seed, offset, out)

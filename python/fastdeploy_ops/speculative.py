@@ -20,29 +20,39 @@ from __future__ import annotations
 
 import operator
 
-from ._loader import get_op
-from ._tensors import Tensor, framework_of, launch
+from ._tensors import Kernel, Tensor, framework_of, launch, unsigned64
 
 __all__ = ["MODES", "speculate_update", "speculate_verify"]
 
 FAMILY = "speculative"
 MODES = ("candidates", "top1", "target_sampling")
 
+# The family's torch operators (fastdeploy_ops._torch_library): each binding's arguments but
+# the stream; (a!) marks a tensor the kernel writes.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "speculate_verify"): (
+        "(Tensor sampled_token_ids, Tensor(a!) accept_tokens, Tensor(b!) accept_num, "
+        "Tensor(c!) step_idx, Tensor(d!) stop_flags, Tensor seq_lens_encoder, "
+        "Tensor seq_lens_decoder, Tensor draft_tokens, Tensor seq_lens_this_time, "
+        "Tensor verify_tokens, Tensor verify_scores, Tensor max_dec_len, Tensor end_tokens, "
+        "Tensor is_block_step, Tensor output_cum_offsets, Tensor actual_candidate_len, "
+        "Tensor actual_draft_token_nums, Tensor topp, int max_seq_len, int verify_window, "
+        "bool enable_topp, bool benchmark_mode, bool accept_all_drafts, int mode, "
+        "bool prefill_one_step_stop, int seed) -> ()"
+    ),
+    Kernel(FAMILY, "speculate_update"): (
+        "(Tensor(a!) seq_lens_encoder, Tensor(b!) seq_lens_decoder, Tensor(c!) not_need_stop, "
+        "Tensor(d!) draft_tokens, Tensor(e!) actual_draft_token_nums, Tensor accept_tokens, "
+        "Tensor accept_num, Tensor stop_flags, Tensor seq_lens_this_time, Tensor is_block_step, "
+        "Tensor stop_nums) -> ()"
+    ),
+}
+
 
 def _mode(op: str, mode: str) -> int:
     if mode not in MODES:
         raise ValueError(f"{op}: argument 'mode' must be one of {MODES}, got {mode!r}")
     return MODES.index(mode)
-
-
-def _seed(op: str, seed: int) -> int:
-    try:
-        value = operator.index(seed)
-    except TypeError:
-        raise TypeError(f"{op}: argument 'seed' must be an int, got {type(seed).__name__}") from None
-    if not 0 <= value < 2**64:
-        raise ValueError(f"{op}: argument 'seed' must be in [0, 2**64), got {value}")
-    return value
 
 
 def _int(op: str, arg: str, value: int) -> int:
@@ -131,7 +141,7 @@ def speculate_verify(
         enable_topp, benchmark_mode, accept_all_drafts: as described above.
         mode: ``"candidates"``, ``"top1"`` or ``"target_sampling"``.
         prefill_one_step_stop: stop every row after its final token.
-        seed: ``[0, 2**64)``, the seed of the top-p draws: row ``b`` draws
+        seed: ``[0, 2**64)`` (``[0, 2**63)`` for torch tensors), the seed of the top-p draws: row ``b`` draws
             ``fastdeploy_ops.reference.speculative.uniform(seed, b)``.
 
     Bounds (project rule; the host cannot see these values without a synchronisation): a row
@@ -149,7 +159,7 @@ def speculate_verify(
     per-call device allocation.
     """
     op = "speculate_verify"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "sampled_token_ids", sampled_token_ids)
     launch(framework, kernel, sampled_token_ids, accept_tokens, accept_num, step_idx,
            stop_flags, seq_lens_encoder, seq_lens_decoder, draft_tokens, seq_lens_this_time,
@@ -157,7 +167,7 @@ def speculate_verify(
            output_cum_offsets, actual_candidate_len, actual_draft_token_nums, topp,
            _int(op, "max_seq_len", max_seq_len), _int(op, "verify_window", verify_window),
            bool(enable_topp), bool(benchmark_mode), bool(accept_all_drafts), _mode(op, mode),
-           bool(prefill_one_step_stop), _seed(op, seed))
+           bool(prefill_one_step_stop), unsigned64(framework, op, "seed", seed))
 
 
 def speculate_update(
@@ -207,7 +217,7 @@ def speculate_update(
     written (project convention for empty batches); the bounds rule above; ``max_bs <= 512``.
     """
     op = "speculate_update"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "seq_lens_encoder", seq_lens_encoder)
     launch(framework, kernel, seq_lens_encoder, seq_lens_decoder, not_need_stop, draft_tokens,
            actual_draft_token_nums, accept_tokens, accept_num, stop_flags, seq_lens_this_time,

@@ -91,6 +91,43 @@ def run_python() -> Callable[..., dict]:
     return run
 
 
+@pytest.fixture
+def run_checks_with() -> Callable[[str, pathlib.Path], None]:
+    """``run_checks_with(python, checks)``: run the pytest file ``checks`` with another of the
+    build root's interpreters (its own virtual environment: Paddle's, torch's) against the
+    installed wheel, with the sm80 module forced so that the bindings load without a GPU.
+
+    Only the wheel's folder is on the child's path, so this process's packages (another Python
+    version) cannot reach it; the child must pass every check and skip none.
+    """
+
+    def run(python: str, checks: pathlib.Path) -> None:
+        import fastdeploy_ops  # the installed wheel (pytest_configure), not the sources
+
+        site = pathlib.Path(fastdeploy_ops.__file__).resolve().parent.parent
+        scratch = os.environ.get("TEST_TMPDIR", "/tmp")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": scratch,
+            "TMPDIR": scratch,
+            "PYTHONPATH": str(site),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "FASTDEPLOY_OPS_SM": "80",
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        folder = str(checks.parent)
+        result = subprocess.run(
+            [python, "-W", "ignore::UserWarning", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "--rootdir", folder, "--confcutdir", folder, str(checks)],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )
+        report = result.stdout[-12000:] + result.stderr[-4000:]
+        assert result.returncode == 0, report
+        assert " passed" in result.stdout and "skipped" not in result.stdout, report
+
+    return run
+
+
 def _forced_module(sm: int):
     @pytest.fixture
     def fixture(monkeypatch: pytest.MonkeyPatch, compiled_modules: object):

@@ -19,6 +19,7 @@ from fastdeploy_ops import _manifest
 from fastdeploy_ops import reference as ref
 
 API = {"DeviceUnavailableError", "Info", "OpUnavailableError", "__version__", "available_ops",
+       "register_torch_ops",
        "info"}
 
 LAZY = """

@@ -15,8 +15,8 @@ die() {
 # The files whose content defines a build root. Any change to them yields a new root folder.
 buildroot_pin_files() {
   local f
-  for f in pins.txt requirements.lock paddle-requirements.lock sysroot.lock provision.sh \
-    sysroot.sh TrustStore.java system.bazelrc; do
+  for f in pins.txt requirements.lock paddle-requirements.lock torch-requirements.lock \
+    sysroot.lock provision.sh sysroot.sh TrustStore.java system.bazelrc; do
     echo "${BUILDROOT_SRC_DIR}/${f}"
   done
   find "${BUILDROOT_SRC_DIR}/modules" -type f | LC_ALL=C sort
@@ -36,12 +36,14 @@ BUILDROOT_DIR="${FASTDEPLOY_OPS_CACHE_DIR}/buildroot-${BUILDROOT_HASH}"
 BUILDROOT_STAMP="${BUILDROOT_DIR}/etc/fastdeploy-ops-buildroot.stamp"
 BUILDROOT_VENV="/opt/fastdeploy-ops/venv"
 BUILDROOT_PADDLE_VENV="/opt/fastdeploy-ops/venv-paddle"
+BUILDROOT_TORCH_VENV="/opt/fastdeploy-ops/venv-torch"
 
 buildroot_expected_stamp() {
   echo "hash ${BUILDROOT_HASH}"
   grep -v '^#' "${BUILDROOT_SRC_DIR}/pins.txt" | sed '/^$/d'
   grep -v '^#' "${BUILDROOT_SRC_DIR}/requirements.lock" | sed '/^$/d'
   grep -v '^#' "${BUILDROOT_SRC_DIR}/paddle-requirements.lock" | sed '/^$/d'
+  grep -v '^#' "${BUILDROOT_SRC_DIR}/torch-requirements.lock" | sed '/^$/d'
   grep -v '^#' "${BUILDROOT_SRC_DIR}/sysroot.lock" | sed '/^$/d'
 }
 

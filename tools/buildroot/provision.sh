@@ -22,8 +22,8 @@ if buildroot_is_complete; then
 fi
 
 free_kb="$(df -Pk "${FASTDEPLOY_OPS_CACHE_DIR}" | awk 'NR==2 {print $4}')"
-if (( free_kb < 12 * 1024 * 1024 )); then
-  die "the build root needs about 10 GB, only $((free_kb / 1024)) MB free under ${FASTDEPLOY_OPS_CACHE_DIR}"
+if (( free_kb < 18 * 1024 * 1024 )); then
+  die "the build root needs about 15 GB, only $((free_kb / 1024)) MB free under ${FASTDEPLOY_OPS_CACHE_DIR}"
 fi
 
 if ! command -v debootstrap >/dev/null; then
@@ -95,21 +95,22 @@ step "glibc 2.31 sysroot and host compiler from tools/buildroot/sysroot.lock"
 in_staging /opt/fastdeploy-ops/glibc-2.31/bin/g++ --version >>"${log}" 2>&1 \
   || die "the sysroot's g++ does not run in the root, see ${log}"
 
-step "Python virtual environment from tools/buildroot/requirements.lock"
-cp "${BUILDROOT_SRC_DIR}/requirements.lock" "${staging}/opt/fastdeploy-ops/requirements.lock"
-in_staging python3 -m venv "${BUILDROOT_VENV}" >>"${log}" 2>&1 || die "python3 -m venv failed, see ${log}"
-in_staging "${BUILDROOT_VENV}/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check \
-  --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: -r /opt/fastdeploy-ops/requirements.lock >>"${log}" 2>&1 \
-  || die "pip install of tools/buildroot/requirements.lock failed, see ${log}"
-
-step "Paddle tests' virtual environment (Python 3.13) from tools/buildroot/paddle-requirements.lock"
-cp "${BUILDROOT_SRC_DIR}/paddle-requirements.lock" "${staging}/opt/fastdeploy-ops/paddle-requirements.lock"
-in_staging python3.13 -m venv "${BUILDROOT_PADDLE_VENV}" >>"${log}" 2>&1 \
-  || die "python3.13 -m venv failed, see ${log}"
-in_staging "${BUILDROOT_PADDLE_VENV}/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check \
-  --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: \
-  -r /opt/fastdeploy-ops/paddle-requirements.lock >>"${log}" 2>&1 \
-  || die "pip install of tools/buildroot/paddle-requirements.lock failed, see ${log}"
+# One hash-locked virtual environment: its interpreter, its lock file (in this folder), its path.
+make_venv() {
+  local python="$1" lock="$2" venv="$3"
+  step "virtual environment ${venv} (${python}) from tools/buildroot/${lock}"
+  cp "${BUILDROOT_SRC_DIR}/${lock}" "${staging}/opt/fastdeploy-ops/${lock}"
+  in_staging "${python}" -m venv "${venv}" >>"${log}" 2>&1 || die "${python} -m venv failed, see ${log}"
+  in_staging "${venv}/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check \
+    --cert /opt/fastdeploy-ops/host-ca.crt --require-hashes --only-binary=:all: \
+    -r "/opt/fastdeploy-ops/${lock}" >>"${log}" 2>&1 \
+    || die "pip install of tools/buildroot/${lock} failed, see ${log}"
+}
+make_venv python3 requirements.lock "${BUILDROOT_VENV}"
+# Paddle has no wheel for the root's Python 3.14.
+make_venv python3.13 paddle-requirements.lock "${BUILDROOT_PADDLE_VENV}"
+# torch apart from the main environment, so that everything else is tested without it.
+make_venv python3 torch-requirements.lock "${BUILDROOT_TORCH_VENV}"
 
 step "Java trust store of the host's CA bundle, for Bazel's downloads"
 cp "${BUILDROOT_SRC_DIR}/TrustStore.java" "${staging}/opt/fastdeploy-ops/TrustStore.java"

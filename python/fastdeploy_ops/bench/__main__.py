@@ -1,9 +1,15 @@
-"""``python -m fastdeploy_ops.bench [--ops OP ...] [--out DIR] [--repetitions N]``."""
+"""``python -m fastdeploy_ops.bench [--ops OP ...] [--out DIR] [--repetitions N] [--no-overhead]``.
+
+Writes results.md, results.json and one PNG per op; unless ``--no-overhead``, also the host
+time per call of a few ops next to torch's own (:mod:`.overhead`): call-overhead.md and .json.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import pathlib
 import pkgutil
 import sys
@@ -68,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", nargs="+", choices=sorted(ops), default=sorted(ops))
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("bench-results"))
     parser.add_argument("--repetitions", type=int, default=50)
+    parser.add_argument("--no-overhead", action="store_true",
+                        help="skip the host time per call (bench/overhead.py)")
     args = parser.parse_args(argv)
 
     try:
@@ -108,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     for op in sorted({r.op for r in rows}, key=args.ops.index):
         plot(args.out / f"{op}.png", op, [r for r in rows if r.op == op])
     print(f"wrote {args.out}/results.md, results.json and one PNG per op")
+    if not args.no_overhead:
+        from . import overhead
+
+        calls = overhead.measure(torch)
+        (args.out / "call-overhead.md").write_text(overhead.to_markdown(calls))
+        (args.out / "call-overhead.json").write_text(json.dumps(
+            {"device": device, "rows": [dataclasses.asdict(r) for r in calls]}, indent=1))
+        print(overhead.to_markdown(calls))
     return 0
 
 

@@ -7,12 +7,16 @@ stream. Arguments are validated before launch; a violation raises ``TypeError`` 
 
 from __future__ import annotations
 
-from ._loader import get_op
-from ._tensors import Tensor, dtype_name, framework_of, launch
+from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch
 
 __all__ = ["scaled_copy"]
 
 FAMILY = "scaffold_demo"
+
+# The family's torch operators: each binding's arguments but the stream; (a!): written.
+TORCH_SCHEMAS = {
+    Kernel(FAMILY, "scaled_copy"): "(Tensor input, Tensor(a!) out, float factor) -> ()",
+}
 
 
 def scaled_copy(input: Tensor, factor: float, out: Tensor | None = None) -> Tensor:
@@ -27,7 +31,7 @@ def scaled_copy(input: Tensor, factor: float, out: Tensor | None = None) -> Tens
         ``out``, or a new tensor of ``input``'s shape and dtype.
     """
     op = "scaled_copy"
-    kernel = get_op(FAMILY, op)
+    kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "input", input)
     if out is None:
         out = framework.empty(input, tuple(input.shape), dtype_name(input))
