@@ -120,8 +120,10 @@ void top_p_renorm_probs(const Tensor& probs, std::optional<Tensor> top_p, float 
 
 void top_k_top_p_sampling_from_probs(const Tensor& probs, std::optional<Tensor> top_k,
                                      int64_t top_k_scalar, std::optional<Tensor> top_p,
-                                     float top_p_scalar, uint64_t seed, uint64_t offset,
+                                     float top_p_scalar, int64_t seed, int64_t offset,
                                      const Tensor& samples, std::uintptr_t stream) {
+  // seed and offset are 64-bit patterns passed as int64 (what torch operators take); the
+  // Python wrapper maps [0, 2**64) onto them.
   const char* op = "top_k_top_p_sampling_from_probs";
   const auto& table = family_kernels.table(op);
   const auto [rows, vocab] = check_probs(op, probs);
@@ -133,7 +135,8 @@ void top_k_top_p_sampling_from_probs(const Tensor& probs, std::optional<Tensor> 
   if (rows == 0) return;
   binding::DeviceGuard guard(op, device);
   check_launch(op, table.top_k_top_p_sampling_from_probs(
-                       static_cast<const float*>(probs.data()), k, p, seed, offset,
+                       static_cast<const float*>(probs.data()), k, p,
+                       static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
                        static_cast<int64_t*>(samples.data()), rows, static_cast<int>(vocab),
                        binding::as_stream(stream)));
 }

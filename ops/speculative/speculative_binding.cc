@@ -65,8 +65,9 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
                       const Tensor& is_block_step, const Tensor& output_cum_offsets,
                       const Tensor& actual_candidate_len, const Tensor& actual_draft_token_nums,
                       const Tensor& topp, int64_t max_seq_len, int64_t verify_window,
-                      bool enable_topp, bool benchmark_mode, bool accept_all_drafts, int mode,
-                      bool prefill_one_step_stop, uint64_t seed, std::uintptr_t stream) {
+                      bool enable_topp, bool benchmark_mode, bool accept_all_drafts,
+                      int verify_mode, bool prefill_one_step_stop, int64_t seed,
+                      std::uintptr_t stream) {
   const char* op = "speculate_verify";
   const auto& table = family_kernels.table(op);
   // Shapes: bs and D from accept_tokens, total and C from verify_tokens.
@@ -113,8 +114,8 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
             "be between 1 and 2^31-1", std::to_string(max_seq_len));
   check_arg(verify_window >= 0 && verify_window < kIntMax, op, "verify_window",
             "be between 0 and 2^31-2", std::to_string(verify_window));
-  check_arg(mode >= 0 && mode <= 2, op, "mode",
-            "be 0 (candidates), 1 (top1) or 2 (target_sampling)", std::to_string(mode));
+  check_arg(verify_mode >= 0 && verify_mode <= 2, op, "verify_mode",
+            "be 0 (candidates), 1 (top1) or 2 (target_sampling)", std::to_string(verify_mode));
 
   const int device = binding::check_cuda_tensors(
       op, {{"sampled_token_ids", &sampled_token_ids},
@@ -161,12 +162,12 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
   p.total_tokens = total;
   p.max_seq_len = max_seq_len;
   p.verify_window = static_cast<int>(verify_window);
-  p.mode = static_cast<speculative::VerifyMode>(mode);
+  p.mode = static_cast<speculative::VerifyMode>(verify_mode);
   p.enable_topp = enable_topp;
   p.benchmark_mode = benchmark_mode;
   p.accept_all_drafts = accept_all_drafts;
   p.prefill_one_step_stop = prefill_one_step_stop;
-  p.seed = seed;
+  p.seed = static_cast<uint64_t>(seed);  // a 64-bit pattern passed as int64 (torch's int)
   binding::DeviceGuard guard(op, device);
   binding::check_launch(op, table.speculate_verify(p, binding::as_stream(stream)));
 }
@@ -251,7 +252,7 @@ void register_speculative(nb::module_& m) {
         nb::arg("output_cum_offsets"), nb::arg("actual_candidate_len"),
         nb::arg("actual_draft_token_nums"), nb::arg("topp"), nb::arg("max_seq_len"),
         nb::arg("verify_window"), nb::arg("enable_topp"), nb::arg("benchmark_mode"),
-        nb::arg("accept_all_drafts"), nb::arg("mode"), nb::arg("prefill_one_step_stop"),
+        nb::arg("accept_all_drafts"), nb::arg("verify_mode"), nb::arg("prefill_one_step_stop"),
         nb::arg("seed"), nb::arg("stream"),
         "Verify draft tokens; accept_tokens, accept_num, step_idx and stop_flags are written in "
         "place. See fastdeploy_ops.speculative.");

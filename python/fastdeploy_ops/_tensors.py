@@ -3,7 +3,8 @@
 The framework is recognised from the tensor's type (``type(x).__module__``), so nothing is
 imported that the caller has not imported already. One table maps each framework to two
 functions: ``empty(like, shape, dtype)`` (same framework, same device) and ``stream(inputs)``
-(the caller's current CUDA stream for ``inputs[0]``'s device, as an int ``cudaStream_t``).
+(the caller's current CUDA stream for the device of the first of ``inputs`` that is the
+framework's, as an int ``cudaStream_t``).
 numpy arrays are CPU arrays: their outputs are numpy arrays and the bindings reject them with
 their "must be a CUDA tensor" error.
 
@@ -33,7 +34,7 @@ __all__ = [
     "launch",
     "run_kernel",
     "shape_of",
-    "unsigned64",
+    "unsigned64_bits",
 ]
 
 Tensor = Any
@@ -63,9 +64,15 @@ def _torch_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
     return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
 
 
+def _own(inputs: Sequence[Tensor], root: str) -> Tensor | None:
+    """The first of ``inputs`` that is a tensor of the framework ``root``: the caller's tensors
+    give the stream; any other (a numpy array by mistake) is refused by the binding."""
+    return next((x for x in inputs if type(x).__module__.partition(".")[0] == root), None)
+
+
 def _torch_stream(inputs: Sequence[Tensor]) -> int:
-    like = inputs[0]
-    if not like.is_cuda:
+    like = _own(inputs, "torch")
+    if like is None or not like.is_cuda:
         return 0
     torch = sys.modules["torch"]
     # The raw-stream getter is what torch's own generated code calls: a tenth of the cost of
@@ -96,7 +103,10 @@ def _cupy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
 
 
 def _cupy_stream(inputs: Sequence[Tensor]) -> int:
-    with inputs[0].device:
+    like = _own(inputs, "cupy")
+    if like is None:
+        return 0
+    with like.device:
         return int(sys.modules["cupy"].cuda.get_current_stream().ptr)
 
 
@@ -105,10 +115,10 @@ def _paddle_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
 
 
 def _paddle_stream(inputs: Sequence[Tensor]) -> int:
-    place = inputs[0].place
-    if not place.is_gpu_place():
+    like = _own(inputs, "paddle")
+    if like is None or not like.place.is_gpu_place():
         return 0
-    stream = sys.modules["paddle"].device.current_stream(place)
+    stream = sys.modules["paddle"].device.current_stream(like.place)
     return int(getattr(stream, "cuda_stream", 0))
 
 
@@ -203,22 +213,28 @@ class Kernel(NamedTuple):
         return f"{self.op}_{self.group.replace('=', '_')}"
 
 
-def unsigned64(framework: Framework, op: str, arg: str, value: int) -> int:
-    """``value`` (argument ``arg`` of ``op``), checked to be an int in ``[0, 2**64)``, or in
-    ``[0, 2**63)`` for torch tensors: torch operators take their ints as int64.
+def unsigned64_bits(op: str, arg: str, value: int) -> int:
+    """``value`` (argument ``arg`` of ``op``), an int in ``[0, 2**64)``, as the int64 with its
+    64 bits: how the bindings and torch operators (whose ints are int64) take it.
 
     Raises:
         TypeError: not an int. ValueError: out of range.
     """
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
-    if framework.name == "torch":
-        bound, where = 1 << 63, "[0, 2**63) with torch tensors (torch operators take int64)"
-    else:
-        bound, where = 1 << 64, "[0, 2**64)"
-    if not 0 <= int(value) < bound:
-        raise ValueError(f"{op}: argument '{arg}' must be in {where}, got {int(value)}")
-    return int(value)
+    value = int(value)
+    if not 0 <= value < 1 << 64:
+        raise ValueError(f"{op}: argument '{arg}' must be in [0, 2**64), got {value}")
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _torch_operands(args: Sequence[Any]) -> bool:
+    """Whether every argument is a torch tensor or a plain value (the operator's schema).
+
+    A tensor of another framework, or a numpy array, among torch tensors goes to the binding
+    directly, which names the argument in its error (a torch schema error would not)."""
+    tensor = sys.modules["torch"].Tensor
+    return all(isinstance(a, (tensor, int, float, str)) or a is None for a in args)
 
 
 def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
@@ -227,14 +243,14 @@ def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
     torch tensors are passed to the kernel's ``torch.ops.fastdeploy_ops`` operator, so that
     ``torch.compile`` sees an operator with a schema instead of a call it cannot trace.
     """
-    if framework.name == "torch":
+    if framework.name == "torch" and _torch_operands(args):
         _torch_library.call(kernel, args)
     else:
         run_kernel(framework, kernel, args)
 
 
 def run_kernel(framework: Framework, kernel: Kernel, args: Sequence[Any]) -> None:
-    """Call ``kernel(*args, stream)`` on the caller's current stream of ``args[0]``'s device."""
+    """Call ``kernel(*args, stream)`` on the caller's current stream (``framework.stream``)."""
     function = get_op(kernel.family, kernel.op, kernel.group)
     stream = framework.stream(args)
     if framework.export is not None:

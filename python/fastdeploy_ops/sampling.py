@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numbers
 
-from ._tensors import Kernel, Tensor, framework_of, launch, shape_of, unsigned64
+from ._tensors import Kernel, Tensor, framework_of, launch, shape_of, unsigned64_bits
 
 __all__ = ["top_k_renorm_probs", "top_k_top_p_sampling_from_probs", "top_p_renorm_probs"]
 
@@ -181,8 +181,8 @@ def top_k_top_p_sampling_from_probs(
         probs: ``[B, V]`` float32 normalised probabilities, contiguous, on the GPU.
         top_k: an int ``>= 0`` for every row, or an int64/int32 tensor ``[B]`` or ``[B, 1]``.
         top_p: a float in ``(0, 1]`` for every row, or a float32 tensor ``[B]`` or ``[B, 1]``.
-        seed: Philox key, an int in ``[0, 2**64)`` (``[0, 2**63)`` for torch tensors).
-        offset: Philox counter offset, an int in ``[0, 2**64)`` (``[0, 2**63)`` for torch).
+        seed: Philox key, an int in ``[0, 2**64)``.
+        offset: Philox counter offset, an int in ``[0, 2**64)``.
         out: optional ``[B]`` int64 tensor to write.
 
     Returns:
@@ -202,8 +202,8 @@ def top_k_top_p_sampling_from_probs(
     rows, _ = shape_of(op, "probs", probs, (2,))
     k_tensor, k_scalar = _top_k(op, top_k)
     p_tensor, p_scalar = _top_p(op, top_p)
-    seed = unsigned64(framework, op, "seed", seed)
-    offset = unsigned64(framework, op, "offset", offset)
+    seed = unsigned64_bits(op, "seed", seed)
+    offset = unsigned64_bits(op, "offset", offset)
     if out is None:
         out = framework.empty(probs, (rows,), "int64")
     launch(framework, kernel, probs, k_tensor, k_scalar, p_tensor, p_scalar, seed, offset, out)

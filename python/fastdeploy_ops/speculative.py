@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 
-from ._tensors import Kernel, Tensor, framework_of, launch, unsigned64
+from ._tensors import Kernel, Tensor, framework_of, launch, unsigned64_bits
 
 __all__ = ["MODES", "speculate_update", "speculate_verify"]
 
@@ -37,7 +37,7 @@ TORCH_SCHEMAS = {
         "Tensor verify_tokens, Tensor verify_scores, Tensor max_dec_len, Tensor end_tokens, "
         "Tensor is_block_step, Tensor output_cum_offsets, Tensor actual_candidate_len, "
         "Tensor actual_draft_token_nums, Tensor topp, int max_seq_len, int verify_window, "
-        "bool enable_topp, bool benchmark_mode, bool accept_all_drafts, int mode, "
+        "bool enable_topp, bool benchmark_mode, bool accept_all_drafts, int verify_mode, "
         "bool prefill_one_step_stop, int seed) -> ()"
     ),
     Kernel(FAMILY, "speculate_update"): (
@@ -141,7 +141,7 @@ def speculate_verify(
         enable_topp, benchmark_mode, accept_all_drafts: as described above.
         mode: ``"candidates"``, ``"top1"`` or ``"target_sampling"``.
         prefill_one_step_stop: stop every row after its final token.
-        seed: ``[0, 2**64)`` (``[0, 2**63)`` for torch tensors), the seed of the top-p draws: row ``b`` draws
+        seed: ``[0, 2**64)``, the seed of the top-p draws: row ``b`` draws
             ``fastdeploy_ops.reference.speculative.uniform(seed, b)``.
 
     Bounds (project rule; the host cannot see these values without a synchronisation): a row
@@ -167,7 +167,7 @@ def speculate_verify(
            output_cum_offsets, actual_candidate_len, actual_draft_token_nums, topp,
            _int(op, "max_seq_len", max_seq_len), _int(op, "verify_window", verify_window),
            bool(enable_topp), bool(benchmark_mode), bool(accept_all_drafts), _mode(op, mode),
-           bool(prefill_one_step_stop), unsigned64(framework, op, "seed", seed))
+           bool(prefill_one_step_stop), unsigned64_bits(op, "seed", seed))
 
 
 def speculate_update(

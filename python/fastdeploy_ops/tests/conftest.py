@@ -1,9 +1,11 @@
 """Fixtures of the shipped suite.
 
-``FASTDEPLOY_OPS_OPCHECK=<log file>``: every torch operator call of the suite is first checked
-by ``torch.library.opcheck`` (schema and mutations, fake tensors, autograd registration, AOT
-dispatch with dynamic shapes), once per operator, input dtypes and ranks in each process, and
-appends ``<operator> <dtypes and ranks>`` to the log file; a failed check fails the test.
+``FASTDEPLOY_OPS_OPCHECK=<log file>``: after every torch operator call of the suite that
+succeeds, ``torch.library.opcheck`` checks the operator on the same arguments (schema and
+mutations, fake tensors, autograd registration, AOT dispatch with dynamic shapes; it copies
+them), once per operator, input dtypes and ranks in each process, and appends ``<operator>
+<dtypes and ranks>`` to the log file; a failed check fails the test. Calls that the tests
+expect to be refused are not checked: they raise first.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def opcheck_operators(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     forward = _torch_library.call
 
     def checked(kernel: Any, args: Sequence[Any]) -> None:
+        forward(kernel, args)
         signature = _signature(kernel.torch_name, args)
         if signature not in _checked:
             operator = getattr(torch.ops.fastdeploy_ops, kernel.torch_name).default
@@ -46,7 +49,6 @@ def opcheck_operators(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             _checked.add(signature)
             with open(log, "a", encoding="utf-8") as file:
                 file.write(" ".join(signature) + "\n")
-        forward(kernel, args)
 
     monkeypatch.setattr(_torch_library, "call", checked)
     yield

@@ -12,6 +12,7 @@ through the operators; the operators are registered on import when torch is impo
 from __future__ import annotations
 
 import importlib
+import pathlib
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+from fake_tensors import BF16, D, H, I32, I64, KV
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import fastdeploy_ops
@@ -31,16 +33,11 @@ from fastdeploy_ops import (
     attention,
     moe_routing,
     penalty,
-    preprocess,
-    quantization,
     rotary,
     sampling,
-    speculative,
 )
 
 OPS = torch.ops.fastdeploy_ops
-BF16, F32, I32, I64, BOOL = torch.bfloat16, torch.float32, torch.int32, torch.int64, torch.bool
-FP8 = torch.float8_e4m3fn
 
 
 def declared() -> dict[Any, str]:
@@ -114,149 +111,41 @@ def test_cpu_tensors_get_the_binding_error() -> None:
                          torch.zeros(2, 2), torch.zeros(2, 2, dtype=I64), 2, 1, 2, True, 1.0)
 
 
-def test_seeds_above_int64_are_refused_with_torch_tensors() -> None:
-    probs = torch.zeros(2, 8)
-    with pytest.raises(ValueError, match=r"'seed' must be in \[0, 2\*\*63\) with torch"):
-        sampling.top_k_top_p_sampling_from_probs(probs, 2, 0.5, 2**63)
-    with pytest.raises(ValueError, match=r"'offset' must be in \[0, 2\*\*63\) with torch"):
-        sampling.top_k_top_p_sampling_from_probs(probs, 2, 0.5, 0, 2**63)
+def test_seeds_reach_the_operator_as_their_64_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    forward = _torch_library.call
+
+    def through_operator(kernel: Any, args: Any) -> None:
+        seen["operator"] = kernel.torch_name
+        forward(kernel, args)
+
+    monkeypatch.setattr(_torch_library, "call", through_operator)
+    monkeypatch.setattr(_tensors, "get_op", lambda *a, **k: lambda *args: seen.update(args=args))
+    sampling.top_k_top_p_sampling_from_probs(torch.zeros(2, 8), 2, 0.5, 2**64 - 1, 2**63)
+    assert seen["operator"] == "top_k_top_p_sampling_from_probs"
+    assert seen["args"][5:7] == (-1, -(2**63))
 
 
-# Fake tensors: the ops under FakeTensorMode, inputs on a CUDA device, no kernel reachable.
+def test_numpy_among_torch_tensors_gets_the_binding_error() -> None:
+    import numpy as np  # noqa: PLC0415
 
-def _tensor(shape: tuple[int, ...], dtype: torch.dtype = BF16) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device="cuda")
-
-
-T, BS, H, KV, D = 64, 64, 32, 8, 128  # Llama-3-8B decode at batch 64
+    with pytest.raises(ValueError, match=r"^gelu_tanh: argument '\w+' must be a CUDA tensor"):
+        activation.gelu_tanh(torch.zeros(4, 8), out=np.zeros((4, 8), np.float32))
 
 
-def _paged(cache_dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    scales = {} if cache_dtype == BF16 else {"key_scale": _tensor((KV,), F32),
-                                              "value_scale": _tensor((KV,), F32)}
-    return dict(key_cache=_tensor((512, KV, 64, D), cache_dtype),
-                value_cache=_tensor((512, KV, 64, D), cache_dtype),
-                block_tables=_tensor((BS, 8), I32), **scales)
+# Fake tensors: the ops under FakeTensorMode, inputs on a CUDA device, no kernel reachable. The
+# cases are per family, in fake_cases_<family>.py next to this file (a new family adds its own).
+
+def fake_cases() -> dict[str, Any]:
+    cases = {}
+    for path in sorted(pathlib.Path(__file__).parent.glob("fake_cases_*.py")):
+        family = path.stem.removeprefix("fake_cases_")
+        for label, case in importlib.import_module(path.stem).CASES.items():
+            cases[f"{family}:{label}"] = case
+    return cases
 
 
-def _decode(cache_dtype: torch.dtype) -> Any:
-    paged = _paged(cache_dtype)
-    return attention.paged_decode_attention(
-        _tensor((BS, H, D)), paged.pop("key_cache"), paged.pop("value_cache"),
-        paged.pop("block_tables"), _tensor((BS,), I32), **paged)
-
-
-def _prefill(cache_dtype: torch.dtype) -> Any:
-    paged = _paged(cache_dtype)
-    return attention.paged_prefill_attention(
-        _tensor((1000, H, D)), _tensor((9,), I32), paged.pop("key_cache"),
-        paged.pop("value_cache"), paged.pop("block_tables"), _tensor((8,), I32), **paged)
-
-
-def _kv_append(cache_dtype: torch.dtype) -> Any:
-    paged = _paged(cache_dtype)
-    return attention.paged_kv_append(
-        _tensor((T, KV, D)), _tensor((T, KV, D)), paged.pop("key_cache"),
-        paged.pop("value_cache"), paged.pop("block_tables"), _tensor((BS,), I32),
-        _tensor((BS + 1,), I32), query=_tensor((T, H, D)),
-        cos_sin_cache=_tensor((8192, D)), **paged)
-
-
-def _penalties() -> Any:
-    rows, vocab = 256, 128256
-    column = lambda dtype=F32: _tensor((rows, 1), dtype)  # noqa: E731
-    return penalty.get_token_penalty_multi_scores(
-        _tensor((rows, 4096), I64), _tensor((rows, vocab), F32), column(), column(), column(),
-        column(), _tensor((rows, 4), I64), _tensor((rows,), I64), _tensor((rows,), I64),
-        _tensor((rows,), I64), _tensor((rows,), I64), _tensor((2,), I64))
-
-
-def _set_stop() -> Any:
-    bs = 32
-    return preprocess.set_stop_value_multi_ends(
-        _tensor((bs, 1), I64), _tensor((bs, 1), BOOL), _tensor((bs,), I32), _tensor((2,), I64),
-        _tensor((bs, 1), I64), _tensor((bs, 1024), I64), _tensor((bs,), I64),
-        _tensor((bs, 4, 8), I64), _tensor((bs, 4), I32), _tensor((bs, 4), I64),
-        _tensor((bs,), I32), _tensor((bs,), I64), _tensor((bs,), I64))
-
-
-def _verify() -> Any:
-    bs, draft, total = 16, 4, 64
-    return speculative.speculate_verify(
-        _tensor((total,), I64), _tensor((bs, draft), I64), _tensor((bs,), I32),
-        _tensor((bs,), I64), _tensor((bs,), BOOL), _tensor((bs,), I32), _tensor((bs,), I32),
-        _tensor((bs, draft), I64), _tensor((bs,), I32), _tensor((total, 4), I64),
-        _tensor((total, 4), F32), _tensor((bs,), I64), _tensor((2,), I64),
-        _tensor((bs,), BOOL), _tensor((bs,), I32), _tensor((total,), I32),
-        _tensor((bs,), I32), _tensor((bs,), F32), 2048, 2, True, False)
-
-
-def _update() -> Any:
-    bs, draft = 16, 4
-    return speculative.speculate_update(
-        _tensor((bs,), I32), _tensor((bs,), I32), _tensor((1,), BOOL), _tensor((bs, draft), I64),
-        _tensor((bs,), I32), _tensor((bs, draft), I64), _tensor((bs,), I32),
-        _tensor((bs,), BOOL), _tensor((bs,), I32), _tensor((bs,), BOOL), _tensor((1,), I64))
-
-
-Shape = tuple[tuple[int, ...], torch.dtype] | None
-# op label -> (the call, the shape and dtype of each output, None where the op returns None)
-FAKE_CASES: dict[str, tuple[Callable[[], Any], list[Shape]]] = {
-    "gelu_tanh": (lambda: activation.gelu_tanh(_tensor((T, 14336))), [((T, 14336), BF16)]),
-    "rotary": (lambda: rotary.fused_rotary_position_encoding(
-        _tensor((T, H * D)), _tensor((T, KV * D)), _tensor((T,), I32), _tensor((8192, D)), D),
-        [((T, H * D), BF16), ((T, KV * D), BF16)]),
-    "kv_append_bf16": (lambda: _kv_append(BF16), [None]),
-    "kv_append_fp8": (lambda: _kv_append(FP8), [None]),
-    "decode_bf16": (lambda: _decode(BF16), [((BS, H, D), BF16)]),
-    "decode_fp8": (lambda: _decode(FP8), [((BS, H, D), BF16)]),
-    "decode_int8": (lambda: _decode(torch.int8), [((BS, H, D), BF16)]),
-    "prefill_bf16": (lambda: _prefill(BF16), [((1000, H, D), BF16)]),
-    "prefill_fp8": (lambda: _prefill(FP8), [((1000, H, D), BF16)]),
-    "grouped_topk": (lambda: moe_routing.grouped_topk(
-        _tensor((T, 256)), _tensor((256,), F32), 8, 4, 8),
-        [((T, 256), F32), ((T, 8), F32), ((T, 8), I64)]),
-    "noaux_tc": (lambda: moe_routing.noaux_tc(
-        _tensor((T, 256), F32), _tensor((T, 256), F32), 8, 4, 8),
-        [((T, 256), F32), ((T, 8), F32), ((T, 8), I64)]),
-    "fused_cast_sigmoid_bias": (lambda: moe_routing.fused_cast_sigmoid_bias(
-        _tensor((T, 256)), _tensor((256,), F32), "bfloat16"), [((T, 256), BF16)] * 2),
-    "moe_topk_select_3d": (lambda: moe_routing.moe_topk_select(
-        _tensor((2, 32, 128), F32), None, 8), [((T, 8), I64), ((T, 8), F32)]),
-    "penalties": (_penalties, [((256, 128256), F32)]),
-    "penalty_once": (lambda: penalty.get_token_penalty_once(
-        _tensor((8, 512), I64), _tensor((8, 32000)), _tensor((8, 1), F32)),
-        [((8, 32000), BF16)]),
-    "get_padding_offset": (lambda: preprocess.get_padding_offset(
-        _tensor((8, 2048), I64), 5000, _tensor((8,), I32)),
-        [((5000,), I64), ((5000,), I32), ((9,), I32), ((9,), I32)]),
-    "rebuild_padding": (lambda: preprocess.rebuild_padding(
-        _tensor((5000, 4096)), _tensor((9,), I32), _tensor((8,), I32), _tensor((8,), I32),
-        _tensor((8,), I32)), [((8, 4096), BF16)]),
-    "rebuild_padding_speculative": (lambda: preprocess.rebuild_padding(
-        _tensor((5000, 4096)), _tensor((9,), I32), _tensor((8,), I32), _tensor((8,), I32),
-        _tensor((8,), I32), _tensor((20,), I32), None, 2048), [((20, 4096), BF16)]),
-    "set_value_by_flags_and_idx": (lambda: preprocess.set_value_by_flags_and_idx(
-        _tensor((32, 1024), I64), _tensor((32, 16), I64), _tensor((32,), I32),
-        _tensor((32,), I32), _tensor((32,), I32), _tensor((32,), I64), _tensor((32,), BOOL)),
-        [((32, 1024), I64)]),
-    "set_stop_value_multi_ends": (_set_stop, [((32, 1), I64), ((32, 1), BOOL), ((32, 1), I64)]),
-    "per_token_quant": (lambda: quantization.per_token_quant(_tensor((T, 7168)), 128),
-                        [((T, 7168), FP8), ((T, 56), F32)]),
-    "per_token_quant_ue8m0": (lambda: quantization.per_token_quant(_tensor((T, 7168)), 128, True),
-                              [((T, 7168), FP8), ((T, 14), I32)]),
-    # The padded scale has a row per token rounded up to a multiple of 4, column-major.
-    "per_token_quant_padding": (lambda: quantization.per_token_quant_padding(
-        _tensor((T - 1, 7168)), 128), [((T - 1, 7168), FP8), ((T, 56), F32)]),
-    "top_k_renorm_probs": (lambda: sampling.top_k_renorm_probs(
-        _tensor((128, 128256), F32), _tensor((128,), I32)), [((128, 128256), F32)]),
-    "top_p_renorm_probs": (lambda: sampling.top_p_renorm_probs(_tensor((128, 128256), F32), 0.9),
-                           [((128, 128256), F32)]),
-    "top_k_top_p_sampling": (lambda: sampling.top_k_top_p_sampling_from_probs(
-        _tensor((128, 128256), F32), 50, _tensor((128,), F32), 7, 3), [((128,), I64)]),
-    "speculate_verify": (_verify, [None]),
-    "speculate_update": (_update, [None]),
-}
+FAKE_CASES = fake_cases()
 
 
 @pytest.fixture
