@@ -1,9 +1,10 @@
 """Host time of one call (the call path, not the kernel): our ops next to torch's own.
 
 Each op is called with tiny inputs ``calls`` times back to back and the wall time is divided by
-``calls``; the kernels take a few µs each, so the GPU keeps up and what is measured is the time
-the host spends per call (the GPU's time is not waited for: one synchronisation after the
-batch, outside the timing). The median of ``rounds`` batches is reported.
+``calls``. Launches are asynchronous and a batch stays well within the launch queue, so the
+host never waits for the GPU: what is measured is the host's time per call, the kernel's time
+excluded (one synchronisation after each batch, outside the timing). The median of ``rounds``
+batches is reported.
 
 Per op: the typed API with torch tensors (through ``torch.ops.fastdeploy_ops``), the operator
 called directly with preallocated outputs, the typed API with CuPy arrays, and torch's own op
