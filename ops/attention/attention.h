@@ -68,27 +68,32 @@ struct AttentionParams {
   float softmax_scale;
 };
 
-// The two kernels: tensor cores (mma.sync, a tile of 16 query heads sharing one KV head) and
-// CUDA cores (fp32 FMA, a tile of 1, 2, 4 or 8 heads).
+// The kernels. Per query token: tensor cores (mma.sync, a tile of 16 query heads sharing one KV
+// head) and CUDA cores (fp32 FMA, a tile of 1, 2, 4 or 8 heads). Tiled prefill: tensor cores
+// over 64 (token, head) rows of one sequence's chunk, each K/V tile loaded once for them all.
 enum class AttentionKernel : int32_t {
   kNone = 0,
   kTensorCore = 1,
   kCudaCore = 2,
+  kTiledPrefill = 3,
 };
 
 // How one launch divides the work. A pure function of the shapes and of how many blocks the
 // device runs at once, so every accepted shape is checked for a kernel without a GPU.
-// A block computes one query row x one KV head x one tile of the query heads sharing it x one
-// partition of the row's context; several partitions are merged by a second kernel.
+// A block of the per-token kernels computes one query row x one KV head x one tile of the query
+// heads sharing it x one partition of the row's context; a block of the tiled prefill kernel,
+// 64 (token, head) rows of one sequence (head_tile = the group) x one KV head x one partition.
+// Several partitions are merged by a second kernel.
 struct AttentionPlan {
   AttentionKernel kernel;
   int32_t head_tile;         // query heads per block
-  int32_t head_tiles;        // blocks per (row, KV head): ceil(group size / head_tile)
+  int32_t head_tiles;        // blocks per (row, KV head): ceil(group size / head_tile); 1 tiled
   int32_t num_splits;        // partitions per row; 1 writes the output directly
   int32_t partition_tokens;  // tokens per partition (the last one runs to the row's end)
   int32_t threads;           // per block
   int32_t shared_bytes;      // dynamic shared memory per block
-  int64_t blocks;            // rows * kv_heads * head_tiles * num_splits
+  int64_t blocks;            // rows * kv_heads * head_tiles * num_splits (per token), or
+                             // tiles * kv_heads * num_splits (tiled prefill)
   int64_t workspace_bytes;   // partial outputs of the split, 0 without one
 };
 

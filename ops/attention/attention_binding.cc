@@ -264,9 +264,10 @@ class PagedAttentionBindings {
     AttentionPlan plan = {};
     const cudaError_t err = table.plan_attention(p, resident_blocks, &plan);
     nb::dict result;
-    result["kernel"] = err != cudaSuccess ? "none"
-                       : plan.kernel == AttentionKernel::kTensorCore ? "tensor_core"
-                                                                      : "cuda_core";
+    result["kernel"] = err != cudaSuccess                                 ? "none"
+                       : plan.kernel == AttentionKernel::kTiledPrefill ? "tiled_prefill"
+                       : plan.kernel == AttentionKernel::kTensorCore   ? "tensor_core"
+                                                                       : "cuda_core";
     result["head_tile"] = plan.head_tile;
     result["head_tiles"] = plan.head_tiles;
     result["num_splits"] = plan.num_splits;

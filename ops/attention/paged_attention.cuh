@@ -18,6 +18,7 @@
 #include "ops/attention/paged_attention_groups.cuh"
 #include "ops/attention/paged_attention_mma.cuh"
 #include "ops/attention/paged_attention_simt.cuh"
+#include "ops/attention/paged_prefill_mma.cuh"
 #include "ops/attention/workspace.h"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
@@ -104,13 +105,22 @@ __global__ void __launch_bounds__(kThreads)
 inline constexpr int kMinPartitionTokens = 256;
 inline constexpr int kPartitionQuantum = kWarps * kChunkTokens;
 
-// Which kernel serves a group size at a head dim, and with how many query heads per block.
-// Tensor cores from 3 query heads per KV head at head dims up to 128 (a tile of 16 rows; rows
-// past the group cost only MMA slots, which are not the bound); CUDA cores for 1 and 2 heads,
-// and at head dim 256, whose 16-row fp32 accumulators would not fit a warp's registers, with
-// the group rounded up to a tile of 1, 2, 4 or 8 heads.
-inline void choose_kernel(int group_size, int head_dim, AttentionPlan* plan) {
-  if (head_dim <= 128 && group_size >= 3) {
+// Prefills whose chunks average at least this many tokens per sequence take the tiled kernel;
+// shorter ones (decode tokens sent through prefill) the per-token kernels.
+inline constexpr int64_t kTiledPrefillMinChunk = 2;
+
+// Which kernel serves a call, and with how many query heads per block. Prefills of chunks
+// long enough: the tiled kernel (every head dim and group). Otherwise per query token: tensor
+// cores from 3 query heads per KV head at head dims up to 128 (a tile of 16 rows; rows past the
+// group cost only MMA slots, which are not the bound); CUDA cores for 1 and 2 heads, and at
+// head dim 256, whose 16-row fp32 accumulators would not fit a warp's registers next to the
+// pipeline, with the group rounded up to a tile of 1, 2, 4 or 8 heads.
+inline void choose_kernel(const AttentionParams& p, AttentionPlan* plan) {
+  const int group_size = p.num_heads / p.cache.kv_heads;
+  if (p.cu_seqlens_q != nullptr && p.rows >= kTiledPrefillMinChunk * p.batch) {
+    plan->kernel = AttentionKernel::kTiledPrefill;
+    plan->head_tile = group_size;
+  } else if (p.cache.head_dim <= 128 && group_size >= 3) {
     plan->kernel = AttentionKernel::kTensorCore;
     plan->head_tile = kMmaRows;
   } else {
@@ -118,14 +128,25 @@ inline void choose_kernel(int group_size, int head_dim, AttentionPlan* plan) {
     plan->head_tile = group_size <= 1 ? 1 : group_size <= 2 ? 2 : group_size <= 4 ? 4 : 8;
   }
   plan->head_tiles = (group_size + plan->head_tile - 1) / plan->head_tile;
-  plan->threads = kThreads;
+  plan->threads =
+      plan->kernel == AttentionKernel::kTiledPrefill ? kPrefillThreads : kThreads;
 }
 
-// Partitions so that a launch whose rows fill less than half of one wave of `resident_blocks`
-// blocks fills it: the longest context (the caller's max_seq_len, else the block tables'
-// capacity) is cut into as many partitions as fit the wave.
-inline void plan_split(const AttentionParams& p, int64_t resident_blocks, AttentionPlan* plan) {
-  const int64_t items = p.rows * p.cache.kv_heads * plan->head_tiles;
+// Work items (blocks without a split) of the plan's kernel.
+inline int64_t plan_items(const AttentionParams& p, const AttentionPlan& plan) {
+  if (plan.kernel == AttentionKernel::kTiledPrefill) {
+    return prefill_tiles(p.rows, p.batch, p.num_heads / p.cache.kv_heads) * p.cache.kv_heads;
+  }
+  return p.rows * p.cache.kv_heads * plan.head_tiles;
+}
+
+// Partitions so that a launch whose work items fill less than half of one wave of
+// `resident_blocks` blocks fills it: the longest context (the caller's max_seq_len, else the
+// block tables' capacity) is cut into as many partitions as fit the wave, each a multiple of
+// `quantum` tokens.
+inline void plan_split(const AttentionParams& p, int64_t resident_blocks, int64_t quantum,
+                       AttentionPlan* plan) {
+  const int64_t items = plan_items(p, *plan);
   const int64_t capacity =
       static_cast<int64_t>(p.cache.max_blocks_per_seq) * p.cache.block_size;
   const int64_t context = p.max_seq_len > 0 && p.max_seq_len < capacity ? p.max_seq_len : capacity;
@@ -133,12 +154,13 @@ inline void plan_split(const AttentionParams& p, int64_t resident_blocks, Attent
   // more partitions would only add merge traffic.
   const int64_t wanted = items > 0 && 2 * items <= resident_blocks ? resident_blocks / items : 1;
   int64_t partition = (context + wanted - 1) / wanted;
-  partition = (partition + kPartitionQuantum - 1) / kPartitionQuantum * kPartitionQuantum;
+  partition = (partition + quantum - 1) / quantum * quantum;
   partition = partition < kMinPartitionTokens ? kMinPartitionTokens : partition;
   int64_t splits = (context + partition - 1) / partition;
-  if (splits > 65535) {  // grid.y; only with a huge resident_blocks
+  if (splits > 65535) {  // grid.y or grid.z; only with a huge resident_blocks
     splits = 65535;
     partition = (context + splits - 1) / splits;
+    partition = (partition + quantum - 1) / quantum * quantum;
   }
   plan->num_splits = static_cast<int32_t>(splits);
   plan->partition_tokens = static_cast<int32_t>(splits == 1 ? context : partition);
@@ -152,6 +174,9 @@ inline void plan_split(const AttentionParams& p, int64_t resident_blocks, Attent
 // The kernel of one (dtype, cache, head dim) group that `plan` names, or nullptr if it has none.
 template <typename T, CacheType C, int HD>
 const void* attention_kernel(const AttentionPlan& plan) {
+  if (plan.kernel == AttentionKernel::kTiledPrefill) {
+    return reinterpret_cast<const void*>(paged_prefill_mma_kernel<T, C, HD>);
+  }
   if (plan.kernel == AttentionKernel::kTensorCore) {
     if constexpr (HD <= 128) {
       if (plan.head_tile == kMmaRows) {
@@ -180,11 +205,15 @@ template <typename T, CacheType C, int HD>
 cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t resident_blocks,
                                        AttentionPlan* plan) {
   *plan = AttentionPlan{};
-  const int group_size = p.num_heads / p.cache.kv_heads;
-  choose_kernel(group_size, HD, plan);
-  plan->shared_bytes =
-      plan->kernel == AttentionKernel::kTensorCore ? MmaTile<T, C, HD>::kSharedBytes : 0;
-  plan_split(p, resident_blocks, plan);
+  choose_kernel(p, plan);
+  const bool tiled = plan->kernel == AttentionKernel::kTiledPrefill;
+  if (tiled) {
+    plan->shared_bytes = PrefillTile<T, C, HD>::kSharedBytes;
+  } else if (plan->kernel == AttentionKernel::kTensorCore) {
+    plan->shared_bytes = MmaTile<T, C, HD>::kSharedBytes;
+  }
+  plan_split(p, resident_blocks, tiled ? PrefillTile<T, C, HD>::kTokens : kPartitionQuantum,
+             plan);
   const int64_t items = plan->blocks / plan->num_splits;
   if (attention_kernel<T, C, HD>(*plan) == nullptr || items > INT32_MAX ||
       p.rows * p.num_heads > INT32_MAX) {
@@ -218,11 +247,13 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
   }
   AttentionParams params = p;
   void* args[] = {&params, &split};
-  err = launch_kernel_untyped(
-      kernel,
-      dim3(static_cast<unsigned>(plan.blocks / plan.num_splits),
-           static_cast<unsigned>(plan.num_splits)),
-      dim3(plan.threads), plan.shared_bytes, stream, args);
+  const int64_t items = plan.blocks / plan.num_splits;
+  const dim3 grid = plan.kernel == AttentionKernel::kTiledPrefill
+                        ? dim3(static_cast<unsigned>(items / p.cache.kv_heads),
+                               static_cast<unsigned>(p.cache.kv_heads),
+                               static_cast<unsigned>(plan.num_splits))
+                        : dim3(static_cast<unsigned>(items), static_cast<unsigned>(plan.num_splits));
+  err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), plan.shared_bytes, stream, args);
   if (err == cudaSuccess && plan.num_splits > 1) {
     err = launch_kernel(merge_partitions_kernel<T, HD>,
                         dim3(static_cast<unsigned>(p.rows * p.num_heads)), dim3(kThreads), 0,

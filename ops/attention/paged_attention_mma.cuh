@@ -175,6 +175,206 @@ __device__ __forceinline__ void bytes_to_half2x4(uint32_t lo, uint32_t hi, uint3
   out[3] = byte_pair_to_half2<C>(hi, hi, 0x7362);
 }
 
+// The query fragments of one thread, loaded and converted in two steps so that the load's
+// latency can overlap other memory traffic. Rows c and c + 8 of a 16-row tile (`rows[r]`,
+// nullptr: zeros) hold, for k-step x * L / 4 + m, head dims x * 4L + q * L + 4m + {0, 1} (a0,
+// a1) and + {2, 3} (a2, a3): the permutation of k that the K fragment loads use.
+template <typename T, CacheType C, int HD>
+struct QueryFragments {
+  using Tile = MmaTile<T, C, HD>;
+  static constexpr int kL = Tile::kLoadDims;
+  static constexpr int kPieces = HD / 4 / 8;  // 8 dims each, per row and thread
+  static constexpr int kSteps = HD / 16;
+
+  uint4 raw[2][kPieces];
+  uint32_t frag[kSteps][4];
+  float score_scale[2];  // turns a row's accumulated score into the exp2 domain
+
+  __device__ __forceinline__ void load(const T* const rows[2], int q) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int i = 0; i < kPieces; ++i) {
+        const int x = i / (kL / 8), v = i % (kL / 8);
+        raw[r][i] = rows[r] != nullptr
+                        ? __ldg(reinterpret_cast<const uint4*>(rows[r] + x * 4 * kL + q * kL +
+                                                               8 * v))
+                        : make_uint4(0, 0, 0, 0);
+      }
+    }
+  }
+
+  // `scale`: softmax scale x log2(e) x the key's dequantisation scale.
+  __device__ __forceinline__ void build(float scale) {
+    using M = MmaInput<T, C>;
+    float q_rows[2][HD / 4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int i = 0; i < kPieces; ++i) {
+        const T* e = reinterpret_cast<const T*>(&raw[r][i]);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) q_rows[r][8 * i + j] = to_float(e[j]);
+      }
+      score_scale[r] = scale;
+      if constexpr (CacheStorage<T, C>::kQuantized) {
+        // A power of two taking the row's largest |q| into [2^14, 2^15): fp16 then holds every
+        // element the way bf16 did (or exactly as given, for fp16 queries).
+        float row_max = 0.0f;
+#pragma unroll
+        for (int i = 0; i < HD / 4; ++i) row_max = fmaxf(row_max, fabsf(q_rows[r][i]));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
+        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
+        int exponent = 0;
+        frexpf(row_max, &exponent);  // row_max < 2^exponent (0 for row_max == 0)
+        const int shift = row_max > 0.0f ? min(max(15 - exponent, -100), 100) : 0;
+#pragma unroll
+        for (int i = 0; i < HD / 4; ++i) q_rows[r][i] = ldexpf(q_rows[r][i], shift);
+        score_scale[r] = ldexpf(score_scale[r], -shift);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {
+      const int base = 4 * k;  // of q_rows: load x = k / (kL / 4), m = k % (kL / 4)
+      frag[k][0] = pack2<M>(q_rows[0][base], q_rows[0][base + 1]);
+      frag[k][1] = pack2<M>(q_rows[1][base], q_rows[1][base + 1]);
+      frag[k][2] = pack2<M>(q_rows[0][base + 2], q_rows[0][base + 3]);
+      frag[k][3] = pack2<M>(q_rows[1][base + 2], q_rows[1][base + 3]);
+    }
+  }
+};
+
+// s[t] += Q K^T for the 16 K rows at `k_rows` (a 16-row slice of a tile in MmaTile's layout):
+// tokens 8t + c of the slice (n-tile t).
+template <typename T, CacheType C, int HD>
+__device__ __forceinline__ void score_chunk(const uint8_t* k_rows,
+                                            const uint32_t (&q_frag)[HD / 16][4],
+                                            float (*s)[4], int c, int q) {
+  using Tile = MmaTile<T, C, HD>;
+  using M = MmaInput<T, C>;
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int row = 8 * t + c;
+#pragma unroll
+    for (int x = 0; x < Tile::kLoadsPerRow; ++x) {
+      const uint4 piece = load_shared_16(k_rows, Tile::k_piece(row, 4 * x + q));
+      if constexpr (!CacheStorage<T, C>::kQuantized) {
+        mma_16816<M>(s[t], q_frag[2 * x], piece.x, piece.y);
+        mma_16816<M>(s[t], q_frag[2 * x + 1], piece.z, piece.w);
+      } else {
+        uint32_t b[8];  // pairs of head dims 0-1, 2-3, ..., 14-15 of the piece
+        bytes_to_half2x4<C>(piece.x, piece.y, &b[0]);
+        bytes_to_half2x4<C>(piece.z, piece.w, &b[4]);
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          mma_16816<M>(s[t], q_frag[4 * x + m], b[2 * m], b[2 * m + 1]);
+        }
+      }
+    }
+  }
+}
+
+// out += P V for the 16 V rows at `v_rows`: P's tokens 2q + {0, 1} (b0) and 2q + 8 + {0, 1}
+// (b1); in n-tile j the thread's column c stands for head dim c * HD / 8 + j.
+template <typename T, CacheType C, int HD>
+__device__ __forceinline__ void accumulate_values(const uint8_t* v_rows,
+                                                  const uint32_t (&p_frag)[4],
+                                                  float (&out)[HD / 8][4], int c, int q) {
+  using Tile = MmaTile<T, C, HD>;
+  using M = MmaInput<T, C>;
+  constexpr int kDimTiles = HD / 8;
+  if constexpr (!CacheStorage<T, C>::kQuantized) {
+#pragma unroll
+    for (int h = 0; h < kDimTiles / 8; ++h) {  // 8 head dims per 16-byte piece
+      uint4 v[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = 2 * q + (i & 1) + 8 * (i >> 1);
+        v[i] = load_shared_16(v_rows, Tile::v_piece(row, c * (kDimTiles / 8) + h));
+      }
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t selector = (i & 1) ? 0x7632 : 0x5410;
+        const uint32_t b0 = __byte_perm((&v[0].x)[i / 2], (&v[1].x)[i / 2], selector);
+        const uint32_t b1 = __byte_perm((&v[2].x)[i / 2], (&v[3].x)[i / 2], selector);
+        mma_16816<M>(out[8 * h + i], p_frag, b0, b1);
+      }
+    }
+  } else {
+    // HD / 8 bytes per row: half of a 16-byte piece (HD 64), one (HD 128) or two (HD 256).
+    constexpr int kWords = kDimTiles / 4;
+    uint32_t v[4][kWords];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int row = 2 * q + (i & 1) + 8 * (i >> 1);
+      if constexpr (kWords == 2) {
+        const uint2 piece = load_shared_8(v_rows, Tile::v_piece(row, c / 2), c % 2);
+        v[i][0] = piece.x, v[i][1] = piece.y;
+      } else {
+#pragma unroll
+        for (int h = 0; h < kWords / 4; ++h) {
+          const uint4 piece = load_shared_16(v_rows, Tile::v_piece(row, c * (kWords / 4) + h));
+          v[i][4 * h] = piece.x, v[i][4 * h + 1] = piece.y;
+          v[i][4 * h + 2] = piece.z, v[i][4 * h + 3] = piece.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kDimTiles; ++j) {
+      const uint32_t selector = (j % 4) | ((4 + j % 4) << 8);  // byte j of each row
+      const uint32_t b0 = byte_pair_to_half2<C>(v[0][j / 4], v[1][j / 4], selector);
+      const uint32_t b1 = byte_pair_to_half2<C>(v[2][j / 4], v[3][j / 4], selector);
+      mma_16816<M>(out[j], p_frag, b0, b1);
+    }
+  }
+}
+
+// One online-softmax step of a thread's two rows (r = 0: row c, r = 1: row c + 8) over kN
+// n-tiles of scores, already in the exp2 domain with -inf where masked: `s` becomes the
+// unnormalised weights exp2(s - max), and the running max, the thread's share of the sum and
+// the outputs are rescaled to the new max. A row whose scores were all -inf so far keeps the
+// max -inf and weights 0.
+template <int kN, int kDimTiles>
+__device__ __forceinline__ void online_softmax(float (&s)[kN][4], float (&row_max)[2],
+                                               float (&row_sum)[2], float (&out)[kDimTiles][4]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kN; ++t) m = fmaxf(m, fmaxf(s[t][2 * r], s[t][2 * r + 1]));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    const float new_max = fmaxf(row_max[r], m);
+    const float base = new_max == -INFINITY ? 0.0f : new_max;
+    const float correction = exp2f(row_max[r] - base);
+    row_max[r] = new_max;
+    float sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kN; ++t) {
+      s[t][2 * r] = exp2f(s[t][2 * r] - base);
+      s[t][2 * r + 1] = exp2f(s[t][2 * r + 1] - base);
+      sum += s[t][2 * r] + s[t][2 * r + 1];
+    }
+    row_sum[r] = row_sum[r] * correction + sum;
+#pragma unroll
+    for (int j = 0; j < kDimTiles; ++j) {
+      out[j][2 * r] *= correction;
+      out[j][2 * r + 1] *= correction;
+    }
+  }
+}
+
+// P's A fragment for the 16 tokens of n-tiles t and t + 1 of the weights: tokens 2q, 2q + 1
+// (a0: row c, a1: row c + 8) and 2q + 8, 2q + 9 (a2, a3).
+template <typename M, int kN>
+__device__ __forceinline__ void weight_fragment(const float (&e)[kN][4], int t,
+                                                uint32_t (&p_frag)[4]) {
+  p_frag[0] = pack2<M>(e[t][0], e[t][1]);
+  p_frag[1] = pack2<M>(e[t][2], e[t][3]);
+  p_frag[2] = pack2<M>(e[t + 1][0], e[t + 1][1]);
+  p_frag[3] = pack2<M>(e[t + 1][2], e[t + 1][3]);
+}
+
 // Copies one chunk's K and V rows (tokens first .. first + 15, those from `end` on as zeros)
 // into a stage: lane l copies pieces l, l + 32, ... of the K and V tiles.
 template <typename Tile>
@@ -215,9 +415,7 @@ __global__ void __launch_bounds__(kThreads)
   using M = MmaInput<T, C>;
   using Tile = MmaTile<T, C, HD>;
   constexpr bool kQuantized = Storage::kQuantized;
-  constexpr int kL = Tile::kLoadDims;
-  constexpr int kSteps = HD / 16;      // k-steps of Q K^T
-  constexpr int kDimTiles = HD / 8;    // n-tiles of P V, and head dims per thread of V
+  constexpr int kDimTiles = HD / 8;  // n-tiles of P V, and head dims per thread of V
 
   extern __shared__ __align__(128) uint8_t shared[];  // the stages, then the merge
   __shared__ int32_t block_ids[kBlockIdWindow];
@@ -233,64 +431,20 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int c = lane / 4, q = lane % 4;
 
-  // Q fragments of k-step x * kL / 4 + m: rows c and c + 8 of the tile (zero beyond its heads),
-  // head dims x * 4L + q * L + 4m + {0, 1} (a0, a1) and + {2, 3} (a2, a3). The query's 16-byte
-  // pieces are loaded here and converted once the first block ids and copies are under way, so
-  // those memory latencies overlap instead of adding up.
-  constexpr int kQueryPieces = HD / 4 / 8;  // 8 dims each, per row and thread
-  uint4 q_raw[2][kQueryPieces];
+  // The query's pieces are loaded here and converted once the first block ids and copies are
+  // under way, so those memory latencies overlap instead of adding up.
+  QueryFragments<T, C, HD> query;
+  {
+    const T* rows[2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int h = c + 8 * r;
-#pragma unroll
-    for (int i = 0; i < kQueryPieces; ++i) {
-      const int x = i / (kL / 8), v = i % (kL / 8);
-      q_raw[r][i] = h < w.heads ? __ldg(reinterpret_cast<const uint4*>(
-                                      static_cast<const T*>(p.query) + (w.out_row + h) * HD +
-                                      x * 4 * kL + q * kL + 8 * v))
-                                : make_uint4(0, 0, 0, 0);
+    for (int r = 0; r < 2; ++r) {
+      const int h = c + 8 * r;
+      rows[r] = h < w.heads ? static_cast<const T*>(p.query) + (w.out_row + h) * HD : nullptr;
     }
+    query.load(rows, q);
   }
   float key_scale = 1.0f;
   if constexpr (kQuantized) key_scale = __ldg(cache.key_scale + w.kv_head);
-  float score_scale[2];
-  uint32_t q_frag[kSteps][4];
-  auto build_query_fragments = [&]() {
-    float q_rows[2][HD / 4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int i = 0; i < kQueryPieces; ++i) {
-        const T* e = reinterpret_cast<const T*>(&q_raw[r][i]);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) q_rows[r][8 * i + j] = to_float(e[j]);
-      }
-      score_scale[r] = p.softmax_scale * kLog2e * key_scale;
-      if constexpr (kQuantized) {
-        // A power of two taking the row's largest |q| into [2^14, 2^15): fp16 then holds every
-        // element the way bf16 did (or exactly as given, for fp16 queries).
-        float row_max = 0.0f;
-#pragma unroll
-        for (int i = 0; i < HD / 4; ++i) row_max = fmaxf(row_max, fabsf(q_rows[r][i]));
-        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 1));
-        row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, 2));
-        int exponent = 0;
-        frexpf(row_max, &exponent);  // row_max < 2^exponent (0 for row_max == 0)
-        const int shift = row_max > 0.0f ? min(max(15 - exponent, -100), 100) : 0;
-#pragma unroll
-        for (int i = 0; i < HD / 4; ++i) q_rows[r][i] = ldexpf(q_rows[r][i], shift);
-        score_scale[r] = ldexpf(score_scale[r], -shift);
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < kSteps; ++k) {
-      const int base = 4 * k;  // of q_rows: load x = k / (kL / 4), m = k % (kL / 4)
-      q_frag[k][0] = pack2<M>(q_rows[0][base], q_rows[0][base + 1]);
-      q_frag[k][1] = pack2<M>(q_rows[1][base], q_rows[1][base + 1]);
-      q_frag[k][2] = pack2<M>(q_rows[0][base + 2], q_rows[0][base + 3]);
-      q_frag[k][3] = pack2<M>(q_rows[1][base + 2], q_rows[1][base + 3]);
-    }
-  };
 
   float out[kDimTiles][4];
 #pragma unroll
@@ -322,7 +476,7 @@ __global__ void __launch_bounds__(kThreads)
     };
 #pragma unroll
     for (int i = 0; i < kMmaStages - 1; ++i) issue(i);
-    if (window == begin) build_query_fragments();
+    if (window == begin) query.build(p.softmax_scale * kLog2e * key_scale);
 
     for (int i = 0; i < chunks; ++i) {
       issue(i + kMmaStages - 1);  // into the stage computed in iteration i - 1
@@ -333,100 +487,22 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t first = chunk_first(i);
 
       // S = Q K^T for tokens first + 8t + c (n-tile t).
-      float s_acc[2][4];
+      float s_acc[2][4] = {};
+      score_chunk<T, C, HD>(k_tile, query.frag, s_acc, c, q);
+      // Tokens 2q, 2q + 1 of each n-tile; those past the window's end score -inf (their K and V
+      // rows are zeros).
 #pragma unroll
       for (int t = 0; t < 2; ++t) {
-        s_acc[t][0] = s_acc[t][1] = s_acc[t][2] = s_acc[t][3] = 0.0f;
-        const int row = 8 * t + c;
 #pragma unroll
-        for (int x = 0; x < Tile::kLoadsPerRow; ++x) {
-          const uint4 piece = load_shared_16(k_tile, Tile::k_piece(row, 4 * x + q));
-          if constexpr (!kQuantized) {
-            mma_16816<M>(s_acc[t], q_frag[2 * x], piece.x, piece.y);
-            mma_16816<M>(s_acc[t], q_frag[2 * x + 1], piece.z, piece.w);
-          } else {
-            uint32_t b[8];  // pairs of head dims 0-1, 2-3, ..., 14-15 of the piece
-            bytes_to_half2x4<C>(piece.x, piece.y, &b[0]);
-            bytes_to_half2x4<C>(piece.z, piece.w, &b[4]);
-#pragma unroll
-            for (int m = 0; m < 4; ++m) {
-              mma_16816<M>(s_acc[t], q_frag[4 * x + m], b[2 * m], b[2 * m + 1]);
-            }
-          }
+        for (int i = 0; i < 4; ++i) {
+          const bool inside = first + 8 * t + 2 * q + (i & 1) < window_end;
+          s_acc[t][i] = inside ? s_acc[t][i] * query.score_scale[i / 2] : -INFINITY;
         }
       }
-      // Online softmax per row (r = 0: row c, r = 1: row c + 8); tokens 2q, 2q + 1 of each
-      // n-tile. Tokens past the window's end score -inf (their K and V rows are zeros).
+      online_softmax(s_acc, row_max, row_sum, out);
       uint32_t p_frag[4];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float s[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int t = i / 2, col = 2 * q + (i & 1);
-          s[i] = first + 8 * t + col < window_end ? s_acc[t][2 * r + (i & 1)] * score_scale[r]
-                                                  : -INFINITY;
-        }
-        float m = fmaxf(fmaxf(s[0], s[1]), fmaxf(s[2], s[3]));
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-        const float new_max = fmaxf(row_max[r], m);
-        // new_max is finite: every chunk holds at least one token below window_end.
-        const float correction = exp2f(row_max[r] - new_max);
-        row_max[r] = new_max;
-        float e[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) e[i] = exp2f(s[i] - new_max);
-        row_sum[r] = row_sum[r] * correction + (e[0] + e[1]) + (e[2] + e[3]);
-#pragma unroll
-        for (int j = 0; j < kDimTiles; ++j) {
-          out[j][2 * r] *= correction;
-          out[j][2 * r + 1] *= correction;
-        }
-        p_frag[r] = pack2<M>(e[0], e[1]);      // tokens 2q, 2q + 1: a0 (row c) / a1 (row c + 8)
-        p_frag[2 + r] = pack2<M>(e[2], e[3]);  // tokens 2q + 8, 2q + 9: a2 / a3
-      }
-
-      // O += P V: tokens 2q + {0, 1} (b0) and 2q + 8 + {0, 1} (b1), head dim c * HD / 8 + j.
-      if constexpr (!kQuantized) {
-#pragma unroll
-        for (int h = 0; h < kDimTiles / 8; ++h) {  // 8 head dims per 16-byte piece
-          uint4 v[4];
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const int row = 2 * q + (i & 1) + 8 * (i >> 1);
-            v[i] = load_shared_16(v_tile, Tile::v_piece(row, c * (kDimTiles / 8) + h));
-          }
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            const uint32_t selector = (i & 1) ? 0x7632 : 0x5410;
-            const uint32_t b0 = __byte_perm((&v[0].x)[i / 2], (&v[1].x)[i / 2], selector);
-            const uint32_t b1 = __byte_perm((&v[2].x)[i / 2], (&v[3].x)[i / 2], selector);
-            mma_16816<M>(out[8 * h + i], p_frag, b0, b1);
-          }
-        }
-      } else {
-        // HD / 8 bytes per row: one 16-byte piece (HD 128) or half of one (HD 64).
-        uint32_t v[4][kDimTiles / 4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int row = 2 * q + (i & 1) + 8 * (i >> 1);
-          if constexpr (kDimTiles == 16) {
-            const uint4 piece = load_shared_16(v_tile, Tile::v_piece(row, c));
-            v[i][0] = piece.x, v[i][1] = piece.y, v[i][2] = piece.z, v[i][3] = piece.w;
-          } else {
-            const uint2 piece = load_shared_8(v_tile, Tile::v_piece(row, c / 2), c % 2);
-            v[i][0] = piece.x, v[i][1] = piece.y;
-          }
-        }
-#pragma unroll
-        for (int j = 0; j < kDimTiles; ++j) {
-          const uint32_t selector = (j % 4) | ((4 + j % 4) << 8);  // byte j of each row
-          const uint32_t b0 = byte_pair_to_half2<C>(v[0][j / 4], v[1][j / 4], selector);
-          const uint32_t b1 = byte_pair_to_half2<C>(v[2][j / 4], v[3][j / 4], selector);
-          mma_16816<M>(out[j], p_frag, b0, b1);
-        }
-      }
+      weight_fragment<M>(s_acc, 0, p_frag);
+      accumulate_values<T, C, HD>(v_tile, p_frag, out, c, q);
       __syncwarp();  // all lanes are done with this stage before it is refilled
     }
     copy_async_wait<0>();  // only empty groups are left; the next window restarts the pipeline

@@ -243,9 +243,11 @@ def paged_prefill_attention(
     Returns:
         ``out``, or a new tensor like ``query``.
 
-    Each query token streams its own context (the decode kernel per token): correct for any
-    chunk, but long prefills re-read the prefix once per token from L2, so it is meant for
-    chunked prefill of moderate chunks, not as a flash-attention replacement.
+    Chunks averaging two tokens or more per sequence run on the tiled tensor-core kernel
+    (FlashAttention-2 style: 64 (token, head) rows of a sequence per block, each K/V tile
+    loaded once for the rows of every query head sharing it); shorter ones (decode tokens sent
+    through prefill) on the per-token kernels of :func:`paged_decode_attention`.
+    :func:`paged_attention_plan` says which a call takes.
     """
     return _attend("paged_prefill_attention", query, cu_seqlens_q, key_cache, value_cache,
                    block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
@@ -256,12 +258,17 @@ def paged_prefill_attention(
 class AttentionPlan:
     """How one attention launch divides its work (see :func:`paged_attention_plan`).
 
-    A block computes one query row x one KV head x ``head_tile`` of the query heads sharing it
-    x one partition of ``partition_tokens`` of the row's context; with ``num_splits > 1`` a
-    second kernel merges the partitions from a ``workspace_bytes`` scratch buffer.
+    Per-token kernels (``"tensor_core"``, mma.sync over a tile of 16 query heads, and
+    ``"cuda_core"``): a block computes one query row x one KV head x ``head_tile`` of the query
+    heads sharing it x one partition of ``partition_tokens`` of the row's context.
+    ``"tiled_prefill"`` (prefills averaging two tokens or more per sequence): a block computes
+    64 (token, head) rows of one sequence's chunk, ``head_tile`` being the whole group, x one KV
+    head x one partition, over ``floor(T * group / 64) + batch`` tiles per KV head. With
+    ``num_splits > 1`` a second kernel merges the partitions from a ``workspace_bytes`` scratch
+    buffer.
     """
 
-    kernel: str  # "tensor_core" (mma.sync) or "cuda_core"
+    kernel: str  # "tiled_prefill", "tensor_core" or "cuda_core"
     head_tile: int
     head_tiles: int
     num_splits: int

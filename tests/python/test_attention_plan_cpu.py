@@ -18,6 +18,8 @@ HEAD_DIMS = (64, 128, 256)
 # Blocks the device runs at once: none known, one SM, an A100 (108 SMs x 2) and an H100's
 # 132 SMs x 2 and x 4.
 RESIDENT = (0, 1, 216, 264, 528)
+# (token, head) rows of one sequence per block of the tiled prefill kernel.
+TILE_ROWS = 128
 
 
 def plan(num_heads: int, kv_heads: int, head_dim: int, **kwargs) -> attention.AttentionPlan:
@@ -31,19 +33,56 @@ def plan(num_heads: int, kv_heads: int, head_dim: int, **kwargs) -> attention.At
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
 def test_every_group_size_has_a_kernel(head_dim: int, dtype: str, cache: str) -> None:
-    """Group sizes 1-128 (any num_heads a multiple of kv_heads up to 128 query heads), decode
-    and prefill: a kernel, a tile covering the group, a block of 128 threads, and shared memory
-    that the smallest SM80+ part (SM86/SM89, 99 KB a block) grants."""
+    """Group sizes 1-128 (any num_heads a multiple of kv_heads up to 128 query heads): decode,
+    a prefill of single tokens and one of longer chunks each get a kernel, a tile covering the
+    group, a block of 128 threads, and shared memory that the smallest SM80+ part (SM86/SM89,
+    99 KB a block) grants."""
     for kv_heads in (1, 2, 8):
         for group in range(1, 128 // kv_heads + 1):
-            for query_tokens in (None, 37):
+            for query_tokens in (None, 3, 5, 37):
                 p = plan(group * kv_heads, kv_heads, head_dim, dtype=dtype, cache=cache,
                          batch=3, query_tokens=query_tokens)
-                assert p.kernel in ("tensor_core", "cuda_core"), (group, p)
                 assert p.head_tile * p.head_tiles >= group > p.head_tile * (p.head_tiles - 1)
-                assert p.threads == 128 and 0 <= p.shared_bytes <= 99 * 1024
+                assert 0 <= p.shared_bytes <= 99 * 1024
+                if query_tokens is not None and query_tokens >= 2 * 3:
+                    assert (p.kernel, p.head_tiles, p.threads) == ("tiled_prefill", 1, 256)
+                    continue
+                assert p.threads == 128
                 tensor_cores = head_dim <= 128 and group >= 3
-                assert (p.kernel == "tensor_core") == tensor_cores, (group, head_dim, p)
+                assert p.kernel == ("tensor_core" if tensor_cores else "cuda_core"), (group, p)
+
+
+@pytest.mark.usefixtures("sm80")
+def test_tiled_prefill_starts_at_two_tokens_per_sequence() -> None:
+    """The tiled kernel takes prefills whose chunks average two tokens or more; a batch of
+    decode tokens sent as a prefill (one per sequence) stays per token."""
+    for batch in (1, 7, 256):
+        for query_tokens in range(batch, 3 * batch + 1, max(1, batch // 4)):
+            p = plan(32, 8, 128, batch=batch, query_tokens=query_tokens)
+            tiled = query_tokens >= 2 * batch
+            assert (p.kernel == "tiled_prefill") == tiled, (batch, query_tokens, p)
+
+
+@pytest.mark.usefixtures("sm80")
+def test_tiled_prefill_tiles_cover_every_sequence() -> None:
+    """A tiled launch has floor(T * group / 128) + batch tiles per KV head: sequence b starts
+    at tile floor(cu[b] * group / 128) + b, which leaves it at least the
+    ceil(q_len * group / 128) tiles its rows need, whatever the chunk lengths."""
+    rng = np.random.default_rng(0)
+    for group, kv_heads in itertools.product((1, 3, 4, 7, 8, 16, 64), (1, 8)):
+        for _ in range(20):
+            batch = int(rng.integers(1, 40))
+            q_lens = rng.integers(0, 300, batch)
+            q_lens[0] = max(q_lens[0], 2 * batch)  # long enough on average to be tiled
+            cu = np.concatenate([[0], np.cumsum(q_lens)])
+            tokens = int(cu[-1])
+            p = plan(group * kv_heads, kv_heads, 128, batch=batch, query_tokens=tokens,
+                     resident_blocks=0)
+            tiles = tokens * group // TILE_ROWS + batch
+            assert (p.kernel, p.blocks) == ("tiled_prefill", tiles * kv_heads)
+            first = cu * group // TILE_ROWS + np.arange(batch + 1)
+            assert first[-1] == tiles
+            assert np.all(np.diff(first) >= -(-q_lens * group // TILE_ROWS))
 
 
 @pytest.mark.usefixtures("sm80")
@@ -52,23 +91,31 @@ def test_split_fills_the_gpu_and_covers_every_context() -> None:
     only when the rows alone leave resident blocks idle."""
     for resident, batch, block_size, blocks, hint, kv_heads in itertools.product(
             RESIDENT, (1, 3, 64, 256), (1, 16, 256), (1, 7, 512), (None, 1, 3000), (1, 8)):
-        p = plan(8 * kv_heads, kv_heads, 128, batch=batch, block_size=block_size,
-                 max_blocks_per_seq=blocks, max_seq_len=hint, resident_blocks=resident)
         capacity = block_size * blocks
         longest = min(hint, capacity) if hint else capacity
-        items = batch * kv_heads * p.head_tiles
-        assert p.blocks == items * p.num_splits
-        assert p.num_splits * p.partition_tokens >= longest
-        assert p.num_splits == 1 or (p.num_splits - 1) * p.partition_tokens < longest
-        if p.num_splits > 1:
-            assert 2 * items <= resident and p.partition_tokens >= 256
-            assert p.workspace_bytes == batch * 8 * kv_heads * p.num_splits * 129 * 4
-        else:
-            assert p.workspace_bytes == 0
+        # Decode, and a prefill of 40 tokens per sequence (the tiled kernel).
+        for query_tokens in (None, 40 * batch):
+            p = plan(8 * kv_heads, kv_heads, 128, batch=batch, block_size=block_size,
+                     max_blocks_per_seq=blocks, max_seq_len=hint, resident_blocks=resident,
+                     query_tokens=query_tokens)
+            rows = batch if query_tokens is None else query_tokens
+            items = (batch * kv_heads * p.head_tiles if query_tokens is None
+                     else (rows * 8 // TILE_ROWS + batch) * kv_heads)
+            quantum = 64
+            assert p.blocks == items * p.num_splits
+            assert p.num_splits * p.partition_tokens >= longest
+            assert p.num_splits == 1 or (p.num_splits - 1) * p.partition_tokens < longest
+            if p.num_splits > 1:
+                assert 2 * items <= resident and p.partition_tokens >= 256
+                assert p.partition_tokens % quantum == 0
+                assert p.workspace_bytes == rows * 8 * kv_heads * p.num_splits * 129 * 4
+            else:
+                assert p.workspace_bytes == 0
 
 
 @pytest.mark.usefixtures("sm80")
 def test_the_issue_shapes_plan_as_intended() -> None:
+
     # 32 q / 4 kv heads, head dim 128, on 264 resident blocks (an H100 at 2 blocks per SM).
     big = plan(32, 4, 128, batch=64, max_blocks_per_seq=256)  # 64 x 4096 tokens
     assert (big.kernel, big.head_tile, big.num_splits, big.blocks) == ("tensor_core", 16, 1, 256)
@@ -78,6 +125,15 @@ def test_the_issue_shapes_plan_as_intended() -> None:
     assert (mha.kernel, mha.head_tile) == ("cuda_core", 1)
     llama32 = plan(24, 8, 128, batch=2)  # 3 query heads per KV head
     assert (llama32.kernel, llama32.head_tiles) == ("tensor_core", 1)
+    # Issue 13's prefills (32 q / 8 kv heads): one 8k prompt fills the GPU with its tiles; a
+    # 128-token chunk over a 32k prefix (5 tiles x 8 KV heads) splits its context in six.
+    prompt = plan(32, 8, 128, batch=1, max_blocks_per_seq=512, query_tokens=8192)
+    assert (prompt.kernel, prompt.head_tile, prompt.num_splits, prompt.blocks) == (
+        "tiled_prefill", 4, 1, (8192 * 4 // TILE_ROWS + 1) * 8)
+    chunk = plan(32, 8, 128, batch=1, max_blocks_per_seq=2056, query_tokens=128,
+                 max_seq_len=32768 + 128)
+    assert (chunk.kernel, chunk.num_splits, chunk.partition_tokens, chunk.blocks) == (
+        "tiled_prefill", 6, 5504, 5 * 8 * 6)
 
 
 F32 = np.float32
