@@ -1,10 +1,11 @@
 """A workload of the attention ops for compute-sanitizer, which checks every access they make.
 
-Runs decode, prefill and append over every cache type the loaded module has, head dims 64,
-128 and 256, group sizes 1, 3 and 8 (both kernels, every kind of tile), contexts of 1-3 tokens,
-split and unsplit contexts and a too-small ``max_seq_len``, then calls with a block id past the
-cache and lengths past the table with ``check_metadata=False``: the kernels' own bounds checks
-must keep those inside the cache. Needs torch with CUDA::
+Runs decode, prefill (tiled and per token) and append over every cache type the loaded module
+has, head dims 64, 128 and 256, group sizes 1, 3 and 8 (every kernel, every kind of tile),
+contexts of 1-3 tokens, split and unsplit contexts and a too-small ``max_seq_len``, then calls
+with a block id past the cache, lengths past the table and (prefill) offsets that do not rise
+with ``check_metadata=False``: the kernels' own bounds checks must keep those inside the cache
+and the output. Needs torch with CUDA::
 
     compute-sanitizer --tool memcheck --error-exitcode 9 \\
         python -m fastdeploy_ops.testing.memcheck_attention
@@ -69,7 +70,10 @@ def _run(dtype: torch.dtype, head_dim: int, lengths: list[int], heads: int, kv_h
     tokens = int(new.sum())
     prefill_query = torch.randn(tokens, heads, head_dim, device="cuda", dtype=torch.bfloat16)
     attention.paged_prefill_attention(prefill_query, cu_seqlens, key_cache, value_cache, tables,
-                                      seq_lens, **scales)
+                                      seq_lens, **scales)  # the tiled kernel
+    one_each = torch.arange(len(lengths) + 1, dtype=torch.int32, device="cuda")
+    attention.paged_prefill_attention(query, one_each, key_cache, value_cache, tables, seq_lens,
+                                      **scales)  # a token per sequence: the per-token kernels
     key = torch.randn(tokens, kv_heads, head_dim, device="cuda", dtype=torch.bfloat16)
     cos_sin = torch.randn(8192, head_dim, device="cuda", dtype=torch.bfloat16)
     attention.paged_kv_append(key, key, key_cache, value_cache, tables, seq_lens - new.cuda(),
@@ -83,6 +87,12 @@ def _run(dtype: torch.dtype, head_dim: int, lengths: list[int], heads: int, kv_h
     attention.paged_kv_append(key, key, key_cache, value_cache, bad_tables,
                               torch.full_like(seq_lens, 10**6), cu_seqlens, check_metadata=False,
                               **scales)
+    for bad in ({"block_tables": bad_tables}, {"seq_lens": torch.full_like(seq_lens, 10**6)},
+                {"cu_seqlens_q": cu_seqlens.flip(0)}):
+        args = {"cu_seqlens_q": cu_seqlens, "block_tables": tables, "seq_lens": seq_lens, **bad}
+        attention.paged_prefill_attention(
+            prefill_query, args["cu_seqlens_q"], key_cache, value_cache, args["block_tables"],
+            args["seq_lens"], check_metadata=False, **scales)
 
 
 def main() -> None:

@@ -316,6 +316,138 @@ def test_prefill_matches_reference(tensor_lib: TensorLib, shape: Prefill, dtype:
     check_attention(tensor_lib.from_device(got), c, query, lens, cu)
 
 
+def _prefill(lib: TensorLib, c: PagedCache, query: np.ndarray, cu: np.ndarray,
+             lens: list[int], **kwargs):
+    return attention.paged_prefill_attention(
+        lib.to_device(query, c.dtype), lib.to_device(cu), c.key_cache, c.value_cache,
+        c.d_block_tables, lib.to_device(np.array(lens, np.int32)), key_scale=c.d_k_scale,
+        value_scale=c.d_v_scale, **kwargs)
+
+
+def _prefill_case(lib: TensorLib, *, q_lens: list[int], prefix_lens: list[int], num_heads: int,
+                  kv_heads: int, head_dim: int, block_size: int, cache: str, dtype: str,
+                  sampled_rows: int | None = None, **kwargs) -> None:
+    """One prefill call on a fresh random cache, checked against the reference: every row, or
+    ``sampled_rows`` rows (the first and last of each sequence among them) for shapes whose
+    float64 reference would take minutes."""
+    rng = rng_for("prefill-case", q_lens, prefix_lens, num_heads, kv_heads, head_dim,
+                  block_size, cache, dtype)
+    lens = [q + p for q, p in zip(q_lens, prefix_lens)]
+    c = make_cache(lib, rng, lens=lens, kv_heads=kv_heads, head_dim=head_dim,
+                   block_size=block_size, cache=cache, dtype=dtype)
+    cu = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int32)
+    query = rng.standard_normal((int(cu[-1]), num_heads, head_dim), F32)
+    got = lib.from_device(_prefill(lib, c, query, cu, lens, **kwargs))
+    scale = {k: v for k, v in kwargs.items() if k == "softmax_scale"}  # what the reference takes
+    if sampled_rows is None:
+        check_attention(got, c, query, lens, cu, **scale)
+        return
+    # Row i of sequence b at position p is the decode of a sequence of p + 1 tokens.
+    seq_of_row = np.repeat(np.arange(len(q_lens)), q_lens)
+    ends = [int(x) for x in cu[1:] - 1 if x > 0] + [int(x) for x in cu[:-1]]
+    picked = np.unique(np.concatenate([
+        rng.choice(len(seq_of_row), sampled_rows, replace=False),
+        [r for r in ends if 0 <= r < len(seq_of_row)]]))
+    b = seq_of_row[picked]
+    positions = np.array(lens)[b] - (cu[b + 1] - picked)
+    plan = attention.paged_attention_plan(
+        num_heads, kv_heads, head_dim, batch=len(lens), block_size=block_size,
+        max_blocks_per_seq=c.block_tables.shape[1], dtype=dtype, cache=cache,
+        query_tokens=len(seq_of_row), resident_blocks=1)
+    args = (round_to_dtype(query[picked], dtype), c.stored_k, c.stored_v, c.block_tables[b],
+            positions + 1)
+    options = dict(key_scale=c.k_scale, value_scale=c.v_scale, **scale)
+    assert_attention_close(got[picked], ref.paged_attention(*args, **options),
+                           ref.paged_attention_spread(*args, **options), dtype=dtype,
+                           weights=weight_type(plan.kernel, dtype, cache))
+
+
+@pytest.mark.parametrize("cache", [pytest.param(c, marks=needs(c)) for c in CACHES])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
+@pytest.mark.parametrize("group", [1, 2, 3, 4, 5, 6, 7, 8, 12, 16])
+def test_tiled_prefill_every_group_size(tensor_lib: TensorLib, group: int, head_dim: int,
+                                        dtype: str, cache: str) -> None:
+    """Each group size at each head dim through the tiled kernel: chunks of 1 to 150 tokens
+    (tiles shared by two sequences' rows never, a tile with one valid row, partial warps),
+    over prefixes of 0 to 300 tokens, and a sequence with no new token."""
+    _prefill_case(tensor_lib, q_lens=[1, 150, 0, 33, 2], prefix_lens=[0, 7, 40, 300, 64],
+                  num_heads=2 * group, kv_heads=2, head_dim=head_dim, block_size=16,
+                  cache=cache, dtype=dtype)
+
+
+@pytest.mark.parametrize("cache", [pytest.param(c, marks=needs(c)) for c in CACHES])
+@pytest.mark.parametrize("block_size", [1, 3, 16, 64, 256])
+def test_tiled_prefill_block_sizes(tensor_lib: TensorLib, block_size: int, cache: str) -> None:
+    """K/V tiles gathered from blocks smaller than, equal to and larger than a tile."""
+    _prefill_case(tensor_lib, q_lens=[300, 65], prefix_lens=[100, 1000], num_heads=32,
+                  kv_heads=8, head_dim=128, block_size=block_size, cache=cache,
+                  dtype="bfloat16")
+
+
+@pytest.mark.parametrize("cache", [pytest.param(c, marks=needs(c)) for c in CACHES])
+@pytest.mark.parametrize("shape", [
+    ([16384], [0], 256),           # one 16k prompt (Llama-3-8B heads)
+    ([2048] * 4, [16384] * 4, 64),  # chunked prefill: 2k chunks over 16k prefixes
+    ([64], [32768], 16),           # a short chunk over a 32k prefix: the context is split
+    ([512] * 8 + [1] * 120, [0] * 8 + [900] * 120, 16),  # prefill chunks and decode tokens
+], ids=["prompt16k", "chunks2k_prefix16k", "chunk64_prefix32k", "mixed"])
+def test_tiled_prefill_long(tensor_lib: TensorLib, shape: tuple, cache: str) -> None:
+    q_lens, prefix_lens, block_size = shape
+    # Llama-3-8B's group of 4 with 4 KV heads (the kernel is the same for more), so the
+    # float32 copy of the cache the reference reads stays small.
+    _prefill_case(tensor_lib, q_lens=q_lens, prefix_lens=prefix_lens, num_heads=16, kv_heads=4,
+                  head_dim=128, block_size=block_size, cache=cache, dtype="bfloat16",
+                  sampled_rows=48)
+
+
+@requires_op("paged_prefill_attention")
+def test_tiled_prefill_split_matches_unsplit(tensor_lib: TensorLib) -> None:
+    """max_seq_len changes only the split: the outputs of a split and an unsplit launch of
+    the same call agree to the merge's rounding, and both meet the reference."""
+    kwargs = dict(q_lens=[40], prefix_lens=[5000], num_heads=16, kv_heads=2, head_dim=128,
+                  block_size=16, cache="c16", dtype="bfloat16")
+    plan = attention.paged_attention_plan(16, 2, 128, batch=1, block_size=16,
+                                          max_blocks_per_seq=5040 // 16 + 1,
+                                          query_tokens=40, max_seq_len=5040,
+                                          resident_blocks=264)
+    assert plan.kernel == "tiled_prefill" and plan.num_splits > 1
+    _prefill_case(tensor_lib, max_seq_len=5040, **kwargs)
+    # Too small (unchecked): still the whole context.
+    _prefill_case(tensor_lib, max_seq_len=100, check_metadata=False, **kwargs)
+
+
+@requires_op("paged_prefill_attention")
+def test_tiled_prefill_bad_metadata_gives_nan(tensor_lib: TensorLib) -> None:
+    """Unchecked bad metadata never leads outside the cache or the output: a bad block id makes
+    the rows of the tiles that read it NaN, a bad length its sequence's rows, cu_seqlens_q
+    that does not rise the whole output."""
+    rng = rng_for("tiled-nan")
+    lens = [200, 90]
+    c = make_cache(tensor_lib, rng, lens=lens, kv_heads=2, head_dim=128, block_size=16,
+                   cache="c16", dtype="bfloat16")
+    cu = np.array([0, 100, 130], np.int32)
+    query = rng.standard_normal((130, 8, 128), F32)
+
+    def run(cu=cu, lens=lens, tables=None):
+        return tensor_lib.from_device(attention.paged_prefill_attention(
+            tensor_lib.to_device(query, "bfloat16"), tensor_lib.to_device(cu),
+            c.key_cache, c.value_cache,
+            c.d_block_tables if tables is None else tensor_lib.to_device(tables),
+            tensor_lib.to_device(np.array(lens, np.int32)), check_metadata=False))
+
+    tables = c.block_tables.copy()
+    tables[1, 0] = 1 << 30
+    got = run(tables=tables)
+    assert np.isnan(got[100:]).all()
+    check_attention(got[:100], c, query[:100], lens[:1], cu[:2])  # sequence 0 is right
+    got = run(lens=[200, 20])  # shorter than its 30 new tokens
+    assert np.isnan(got[100:]).all()
+    check_attention(got[:100], c, query[:100], lens[:1], cu[:2])
+    for bad_cu in ([0, 100, 120], [0, 140, 130], [1, 100, 130]):
+        assert np.isnan(run(cu=np.array(bad_cu, np.int32))).all(), bad_cu
+
+
 def _rope_table(max_position: int, rot_dim: int) -> np.ndarray:
     inv_freq = 10000.0 ** (-np.arange(0, rot_dim, 2, dtype=np.float64) / rot_dim)
     angles = np.arange(max_position)[:, None] * inv_freq[None, :]
