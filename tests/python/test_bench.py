@@ -176,6 +176,25 @@ def test_markdown_prints_an_ops_note_under_its_heading() -> None:
     assert lines[copy + 2].startswith("| case | tokens |")
 
 
+def test_markdown_reports_tflops_for_ops_that_count_flops() -> None:
+    """A compute-bound op (flops > 0) gets a TFLOP/s column from our cold time: 2e9 FLOPs in
+    1000 µs are 2 TFLOP/s; ops without flops keep their columns."""
+    cold = summarize([1000.0, 1000.0])
+    ours = Measurement("prefill", "8k", 8192, "fastdeploy_ops", cold, cold, cold, 10, 0.1,
+                       flops=2 * 10**9)
+    theirs = Measurement("prefill", "8k", 8192, "sdpa", cold, summarize([500.0, 500.0]),
+                         summarize([250.0, 250.0]), 10, 0.1, flops=2 * 10**9)
+    assert ours.tflops == pytest.approx(2.0)
+    lines = to_markdown({}, [ours, theirs, _measured("plain", "x", 16, 5.0, 0.40)], {}
+                        ).splitlines()
+    header = lines[lines.index("## prefill") + 2]
+    assert header.endswith("| BW | TFLOP/s | vs sdpa |")
+    row = next(line for line in lines if line.startswith("| 8k |"))
+    assert row.endswith("| 10% | 2 | 0.50× / 0.25× |")  # sdpa: 500 µs cold, 250 µs warm
+    plain = lines[lines.index("## plain") + 2]
+    assert "TFLOP/s" not in plain
+
+
 def test_call_overhead_table_judges_each_target() -> None:
     from fastdeploy_ops.bench.overhead import Overhead, to_markdown as overhead_markdown
 

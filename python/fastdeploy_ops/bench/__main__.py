@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                         op=op, case=case.label, tokens=case.tokens, implementation=name,
                         eager=timer.eager(fn), cold=cold, warm=warm, bytes_moved=case.bytes_moved,
                         bandwidth_fraction=case.bytes_moved / (cold.median_us * 1e-6) / bandwidth,
-                        shape=case.shape, axis=case.axis))
+                        shape=case.shape, axis=case.axis, flops=case.flops))
                 print(f"{op} {case.label} {case.axis}={case.tokens}: " + ", ".join(
                     f"{r.implementation} {r.cold.median_us:.2f}/{r.warm.median_us:.2f} us"
                     for r in rows[-len(case.implementations):]) + " (cold/warm)", flush=True)

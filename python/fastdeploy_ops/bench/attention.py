@@ -143,58 +143,140 @@ def paged_kv_append_cases(torch: Any) -> Iterator[Case]:
         )
 
 
-# Chunked prefill: (heads, q heads, kv heads, batch, new tokens per sequence, context with
-# them). A fresh 2k prompt, the last 512-token chunk of an 8k prompt, four 512-token chunks.
+# Prefill (issue 13's targets, Llama-3-8B heads: 32 q / 8 kv, head dim 128, bf16): (label,
+# new tokens per sequence, cached tokens before them, sequences). One 8k prompt, four 2k
+# chunks over 16k cached tokens each, and round one's shorter shapes.
+PREFILL_HEADS = (32, 8)
 PREFILL_SHAPES = (
-    ("32q/4kv", 32, 4, 1, 2048, 2048),
-    ("32q/4kv", 32, 4, 1, 512, 8192),
-    ("32q/4kv", 32, 4, 4, 512, 4096),
+    ("prompt 8192", 8192, 0, 1),
+    ("4 x chunk 2048 over 16k", 2048, 16384, 4),
+    ("prompt 2048", 2048, 0, 1),
+    ("chunk 512 over 7.5k", 512, 7680, 1),
+    ("4 x chunk 512 over 3.5k", 512, 3584, 4),
 )
+# A mixed step: 8 prompt chunks of 512 tokens and 120 decode tokens over 2k contexts.
+MIXED_PREFILL = ((512, 0, 8), (1, 2047, 120))
+PREFILL_NOTE = (
+    "Causal attention FLOPs (2 matmuls of 2 FLOPs per multiply-add, over the keys each row "
+    "sees): 4 · H · D · Σ (q_len · cached + q_len (q_len + 1) / 2). Baseline: torch SDPA "
+    "(`enable_gqa=True`; `is_causal=True` for prompts, a bottom-right causal mask for chunks "
+    "over a prefix) on the same tokens with dense bf16 K/V, on the backend torch picks; its "
+    "kernel in this run: {sdpa_kernels}. The mixed step is compared with the same work as two "
+    "calls: the prompt chunks through paged_prefill_attention and the decode tokens through "
+    "paged_decode_attention.")
+
+
+def _kernel_names(torch: Any, fn: Any) -> str:
+    """The GPU kernels one call of `fn` launches (names cut at 80 characters)."""
+    fn()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        fn()
+        torch.cuda.synchronize()
+    names = dict.fromkeys(event.name[:80] for event in profile.events()
+                          if event.device_type == torch.autograd.DeviceType.CUDA
+                          and not event.name.startswith("Memset"))
+    return ", ".join(f"`{name}`" for name in names) or "none recorded"
+
+
+def _causal_flops(num_heads: int, head_dim: int, chunks: list[tuple[int, int]]) -> int:
+    """Multiply-adds x 2 of both matmuls over the keys each query row sees."""
+    return sum(4 * num_heads * head_dim * (new * cached + new * (new + 1) // 2)
+               for new, cached in chunks)
+
+
+def _prefill_inputs(torch: Any, groups: tuple[tuple[int, int, int], ...], num_heads: int,
+                    kv_heads: int, head_dim: int) -> dict[str, Any]:
+    """A paged bf16 cache and packed queries for sequences of (new, cached, count) groups."""
+    new = [n for n, _, count in groups for _ in range(count)]
+    lens = [n + c for n, c, count in groups for _ in range(count)]
+    per_seq = [-(-n // DECODE_BLOCK_SIZE) for n in lens]
+    num_blocks = sum(per_seq)
+    shape = (num_blocks, kv_heads, DECODE_BLOCK_SIZE, head_dim)
+    key = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
+    value = torch.randn_like(key)
+    ids = torch.randperm(num_blocks, device="cuda", dtype=torch.int32)
+    tables = torch.full((len(lens), max(per_seq)), -1, device="cuda", dtype=torch.int32)
+    start = 0
+    for b, n in enumerate(per_seq):
+        tables[b, :n] = ids[start:start + n]
+        start += n
+    cu = torch.tensor([0] + new, device="cuda", dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    query = torch.randn(sum(new), num_heads, head_dim, device="cuda", dtype=torch.bfloat16)
+    return {"query": query, "cu": cu, "key": key, "value": value, "tables": tables,
+            "lens": torch.tensor(lens, device="cuda", dtype=torch.int32), "max_len": max(lens),
+            "out": torch.empty_like(query), "new": new, "cached": [l - n for l, n in
+                                                                  zip(lens, new)]}
+
+
+def _dense_sdpa(torch: Any, batch: int, new: int, cached: int, num_heads: int, kv_heads: int,
+                head_dim: int) -> Any:
+    """torch SDPA over dense bf16 K/V of `cached + new` tokens per sequence."""
+    context = cached + new
+    query = torch.randn(batch, num_heads, new, head_dim, device="cuda", dtype=torch.bfloat16)
+    key = torch.randn(batch, kv_heads, context, head_dim, device="cuda", dtype=torch.bfloat16)
+    value = torch.randn_like(key)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    if cached == 0:
+        return lambda: sdpa(query, key, value, is_causal=True, enable_gqa=True)
+    # is_causal aligns the mask to the top left; the new tokens are the context's last ones.
+    mask = (torch.arange(context, device="cuda")[None, :]
+            <= cached + torch.arange(new, device="cuda")[:, None])
+    return lambda: sdpa(query, key, value, attn_mask=mask, enable_gqa=True)
 
 
 def paged_prefill_cases(torch: Any) -> Iterator[Case]:
     from .. import attention
 
+    num_heads, kv_heads = PREFILL_HEADS
     head_dim = DECODE_HEAD_DIM
-    for heads, num_heads, kv_heads, batch, new, context in PREFILL_SHAPES:
-        key, value, tables, lens = _paged_cache(torch, batch, context, kv_heads, head_dim,
-                                                torch.bfloat16)
-        tokens = batch * new
-        query = torch.randn(tokens, num_heads, head_dim, device="cuda", dtype=torch.bfloat16)
-        cu_seqlens = (torch.arange(batch + 1, device="cuda") * new).int()
-        out = torch.empty_like(query)
-        # torch's SDPA on the same tokens stored densely (bf16 [batch, kv_heads, context, D]).
-        # The query heads sharing a KV head are stacked along the sequence (no GQA support
-        # needed), and the causal mask is aligned to the end of the context: the new tokens
-        # are its last `new` positions.
-        group = num_heads // kv_heads
-        dense_k = torch.randn(batch, kv_heads, context, head_dim, device="cuda",
-                              dtype=torch.bfloat16)
-        dense_v = torch.randn_like(dense_k)
-        last_key = (context - new + torch.arange(new, device="cuda")).repeat(group)
-        mask = torch.arange(context, device="cuda")[None, :] <= last_key[:, None]
+    element = 2
 
-        def torch_prefill(query=query, k=dense_k, v=dense_v, mask=mask, batch=batch,
-                          new=new, kv_heads=kv_heads, group=group):
-            q = query.view(batch, new, kv_heads, group, head_dim).permute(0, 2, 3, 1, 4)
-            return torch.nn.functional.scaled_dot_product_attention(
-                q.reshape(batch, kv_heads, group * new, head_dim), k, v, attn_mask=mask)
+    def prefill(x: dict[str, Any]) -> Any:
+        return lambda: attention.paged_prefill_attention(
+            x["query"], x["cu"], x["key"], x["value"], x["tables"], x["lens"], out=x["out"],
+            max_seq_len=x["max_len"], check_metadata=False)
 
+    shape = {"q_heads": num_heads, "kv_heads": kv_heads, "D": head_dim,
+             "block_size": DECODE_BLOCK_SIZE}
+    note = None
+    for label, new, cached, batch in PREFILL_SHAPES:
+        x = _prefill_inputs(torch, ((new, cached, batch),), num_heads, kv_heads, head_dim)
+        sdpa = _dense_sdpa(torch, batch, new, cached, num_heads, kv_heads, head_dim)
+        if note is None:
+            note = PREFILL_NOTE.format(sdpa_kernels=_kernel_names(torch, sdpa))
         yield Case(
-            op="paged_prefill_attention",
-            label=f"bf16 c16 {heads} chunk {new} ctx {context}", tokens=tokens,
-            shape={"T": tokens, "batch": batch, "context": context, "q_heads": num_heads,
-                   "kv_heads": kv_heads, "D": head_dim, "block_size": DECODE_BLOCK_SIZE},
+            op="paged_prefill_attention", label=f"bf16 c16 32q/8kv {label}",
+            tokens=batch * new, shape={**shape, "batch": batch, "cached": cached},
             implementations={
-                "fastdeploy_ops": lambda query=query, cu=cu_seqlens, key=key, value=value,
-                    tables=tables, lens=lens, out=out: attention.paged_prefill_attention(
-                        query, cu, key, value, tables, lens, out=out, check_metadata=False),
-                "torch sdpa (dense bf16 KV)": torch_prefill,
+                "fastdeploy_ops": prefill(x),
+                "torch sdpa (dense bf16 KV)": sdpa,
             },
-            # K and V of every cached token once (the floor: the kernel re-reads a sequence's
-            # prefix for each of its query tokens, from L2), plus query and output.
-            bytes_moved=2 * batch * context * kv_heads * head_dim * 2 + 2 * 2 * query.numel(),
-        )
+            # K and V of every token once, plus query and output.
+            bytes_moved=2 * batch * (cached + new) * kv_heads * head_dim * element
+            + 2 * element * x["query"].numel(),
+            flops=_causal_flops(num_heads, head_dim, [(new, cached)] * batch), note=note)
+
+    mixed = _prefill_inputs(torch, MIXED_PREFILL, num_heads, kv_heads, head_dim)
+    (chunk, _, chunks), (_, decode_cached, decodes) = MIXED_PREFILL
+    prompts = _prefill_inputs(torch, MIXED_PREFILL[:1], num_heads, kv_heads, head_dim)
+    decode = _prefill_inputs(torch, MIXED_PREFILL[1:], num_heads, kv_heads, head_dim)
+
+    def separately(prompts=prompts, decode=decode) -> None:
+        prefill(prompts)()
+        attention.paged_decode_attention(
+            decode["query"], decode["key"], decode["value"], decode["tables"], decode["lens"],
+            out=decode["out"], max_seq_len=decode["max_len"], check_metadata=False)
+
+    yield Case(
+        op="paged_prefill_attention",
+        label=f"bf16 c16 32q/8kv mixed: {chunks} x chunk {chunk} + {decodes} decode",
+        tokens=chunks * chunk + decodes, shape={**shape, "batch": chunks + decodes},
+        implementations={"fastdeploy_ops": prefill(mixed),
+                         "fastdeploy_ops prefill + decode calls": separately},
+        bytes_moved=2 * sum(n + c for n, c in zip(mixed["new"], mixed["cached"])) * kv_heads
+        * head_dim * element + 2 * element * mixed["query"].numel(),
+        flops=_causal_flops(num_heads, head_dim, list(zip(mixed["new"], mixed["cached"]))))
 
 
 OPS: dict[str, CaseGenerator] = {

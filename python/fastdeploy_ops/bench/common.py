@@ -49,6 +49,7 @@ class Case:
     implementations: dict[str, Callable[[], object]]  # ours first
     bytes_moved: int
     axis: str = "tokens"  # what `tokens` counts ("batch" for per-sequence ops)
+    flops: int = 0  # arithmetic the op must do, for compute-bound ops (0: not reported)
     note: str = ""  # a paragraph under the op's heading in results.md (the op's first note)
 
 

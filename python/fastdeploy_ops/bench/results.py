@@ -48,6 +48,12 @@ class Measurement:
     bandwidth_fraction: float  # bytes_moved / cold median / measured streaming bandwidth
     shape: Mapping[str, int] = field(default_factory=dict)
     axis: str = "tokens"  # what `tokens` counts
+    flops: int = 0  # the op's arithmetic (0: memory-bound, not reported)
+
+    @property
+    def tflops(self) -> float:
+        """flops / cold median, in TFLOP/s."""
+        return self.flops / (self.cold.median_us * 1e-6) / 1e12
 
 
 def to_json(path: pathlib.Path, device: Mapping[str, object], rows: Sequence[Measurement]) -> None:
@@ -138,13 +144,15 @@ def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement],
         "L2 flushed before each call (the flushes are timed alone and subtracted); *warm*: GPU "
         "time per call of back-to-back calls in a CUDA graph; *eager*: one ordinary call on an "
         "idle GPU, launch and Python call path included. *BW*: bytes moved / cold time as a "
-        "fraction of the measured streaming bandwidth. *vs X*: X's time over ours, cold / warm.",
+        "fraction of the measured streaming bandwidth. *TFLOP/s* (compute-bound ops): the op's "
+        "arithmetic over our cold time. *vs X*: X's time over ours, cold / warm.",
     ]
     for op in dict.fromkeys(r.op for r in rows):
         op_rows = [r for r in rows if r.op == op]
         impls = list(dict.fromkeys(r.implementation for r in op_rows))
         header = ["case", op_rows[0].axis] + [f"{i} {kind}" for i in impls for kind in ("cold", "warm", "eager")]
-        header += ["BW"] + [f"vs {i}" for i in impls[1:]]
+        compute_bound = any(r.flops for r in op_rows)
+        header += ["BW"] + (["TFLOP/s"] if compute_bound else []) + [f"vs {i}" for i in impls[1:]]
         lines += ["", f"## {op}", ""]
         lines += [notes[op], ""] if notes and notes.get(op) else []
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -158,6 +166,8 @@ def to_markdown(device: Mapping[str, object], rows: Sequence[Measurement],
                     cells.append(f"{s.median_us:.2f} [{s.iqr_us:.2f}]" if s else "-")
             ours = by_impl.get(impls[0])
             cells.append(f"{ours.bandwidth_fraction:.0%}" if ours else "-")
+            if compute_bound:
+                cells.append(f"{ours.tflops:.0f}" if ours and ours.flops else "-")
             for impl in impls[1:]:
                 other = by_impl.get(impl)
                 if ours and other:
