@@ -70,7 +70,7 @@ struct AttentionParams {
 
 // The kernels. Per query token: tensor cores (mma.sync, a tile of 16 query heads sharing one KV
 // head) and CUDA cores (fp32 FMA, a tile of 1, 2, 4 or 8 heads). Tiled prefill: tensor cores
-// over 64 (token, head) rows of one sequence's chunk, each K/V tile loaded once for them all.
+// over 128 (token, head) rows of one sequence's chunk, each K/V tile loaded once for them all.
 enum class AttentionKernel : int32_t {
   kNone = 0,
   kTensorCore = 1,
@@ -82,7 +82,7 @@ enum class AttentionKernel : int32_t {
 // device runs at once, so every accepted shape is checked for a kernel without a GPU.
 // A block of the per-token kernels computes one query row x one KV head x one tile of the query
 // heads sharing it x one partition of the row's context; a block of the tiled prefill kernel,
-// 64 (token, head) rows of one sequence (head_tile = the group) x one KV head x one partition.
+// 128 (token, head) rows of one sequence (head_tile = the group) x one KV head x one partition.
 // Several partitions are merged by a second kernel.
 struct AttentionPlan {
   AttentionKernel kernel;

@@ -106,8 +106,10 @@ inline constexpr int kMinPartitionTokens = 256;
 inline constexpr int kPartitionQuantum = kWarps * kChunkTokens;
 
 // Prefills whose chunks average at least this many tokens per sequence take the tiled kernel;
-// shorter ones (decode tokens sent through prefill) the per-token kernels.
-inline constexpr int64_t kTiledPrefillMinChunk = 2;
+// shorter ones (decode tokens sent through prefill) the per-token kernels. Measured on an H100
+// (64 sequences, 2k contexts, 32 q / 8 kv heads): 2 tokens each, per token 0.31 ms, tiled
+// 0.38 ms; 4 tokens each, per token 0.58 ms, tiled 0.38 ms.
+inline constexpr int64_t kTiledPrefillMinChunk = 4;
 
 // Which kernel serves a call, and with how many query heads per block. Prefills of chunks
 // long enough: the tiled kernel (every head dim and group). Otherwise per query token: tensor
@@ -248,11 +250,11 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
   AttentionParams params = p;
   void* args[] = {&params, &split};
   const int64_t items = plan.blocks / plan.num_splits;
+  const auto splits = static_cast<unsigned>(plan.num_splits);
   const dim3 grid = plan.kernel == AttentionKernel::kTiledPrefill
                         ? dim3(static_cast<unsigned>(items / p.cache.kv_heads),
-                               static_cast<unsigned>(p.cache.kv_heads),
-                               static_cast<unsigned>(plan.num_splits))
-                        : dim3(static_cast<unsigned>(items), static_cast<unsigned>(plan.num_splits));
+                               static_cast<unsigned>(p.cache.kv_heads), splits)
+                        : dim3(static_cast<unsigned>(items), splits);
   err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), plan.shared_bytes, stream, args);
   if (err == cudaSuccess && plan.num_splits > 1) {
     err = launch_kernel(merge_partitions_kernel<T, HD>,

@@ -243,8 +243,8 @@ def paged_prefill_attention(
     Returns:
         ``out``, or a new tensor like ``query``.
 
-    Chunks averaging two tokens or more per sequence run on the tiled tensor-core kernel
-    (FlashAttention-2 style: 64 (token, head) rows of a sequence per block, each K/V tile
+    Chunks averaging four tokens or more per sequence run on the tiled tensor-core kernel
+    (FlashAttention-2 style: 128 (token, head) rows of a sequence per block, each K/V tile
     loaded once for the rows of every query head sharing it); shorter ones (decode tokens sent
     through prefill) on the per-token kernels of :func:`paged_decode_attention`.
     :func:`paged_attention_plan` says which a call takes.
@@ -261,9 +261,9 @@ class AttentionPlan:
     Per-token kernels (``"tensor_core"``, mma.sync over a tile of 16 query heads, and
     ``"cuda_core"``): a block computes one query row x one KV head x ``head_tile`` of the query
     heads sharing it x one partition of ``partition_tokens`` of the row's context.
-    ``"tiled_prefill"`` (prefills averaging two tokens or more per sequence): a block computes
-    64 (token, head) rows of one sequence's chunk, ``head_tile`` being the whole group, x one KV
-    head x one partition, over ``floor(T * group / 64) + batch`` tiles per KV head. With
+    ``"tiled_prefill"`` (prefills averaging four tokens or more per sequence): a block computes
+    128 (token, head) rows of one sequence's chunk, ``head_tile`` being the whole group, x one KV
+    head x one partition, over ``floor(T * group / 128) + batch`` tiles per KV head. With
     ``num_splits > 1`` a second kernel merges the partitions from a ``workspace_bytes`` scratch
     buffer.
     """

@@ -44,7 +44,7 @@ def test_every_group_size_has_a_kernel(head_dim: int, dtype: str, cache: str) ->
                          batch=3, query_tokens=query_tokens)
                 assert p.head_tile * p.head_tiles >= group > p.head_tile * (p.head_tiles - 1)
                 assert 0 <= p.shared_bytes <= 99 * 1024
-                if query_tokens is not None and query_tokens >= 2 * 3:
+                if query_tokens is not None and query_tokens >= 4 * 3:
                     assert (p.kernel, p.head_tiles, p.threads) == ("tiled_prefill", 1, 256)
                     continue
                 assert p.threads == 128
@@ -53,13 +53,13 @@ def test_every_group_size_has_a_kernel(head_dim: int, dtype: str, cache: str) ->
 
 
 @pytest.mark.usefixtures("sm80")
-def test_tiled_prefill_starts_at_two_tokens_per_sequence() -> None:
-    """The tiled kernel takes prefills whose chunks average two tokens or more; a batch of
+def test_tiled_prefill_starts_at_four_tokens_per_sequence() -> None:
+    """The tiled kernel takes prefills whose chunks average four tokens or more; a batch of
     decode tokens sent as a prefill (one per sequence) stays per token."""
     for batch in (1, 7, 256):
-        for query_tokens in range(batch, 3 * batch + 1, max(1, batch // 4)):
+        for query_tokens in range(batch, 5 * batch + 1, max(1, batch // 4)):
             p = plan(32, 8, 128, batch=batch, query_tokens=query_tokens)
-            tiled = query_tokens >= 2 * batch
+            tiled = query_tokens >= 4 * batch
             assert (p.kernel == "tiled_prefill") == tiled, (batch, query_tokens, p)
 
 
@@ -73,7 +73,7 @@ def test_tiled_prefill_tiles_cover_every_sequence() -> None:
         for _ in range(20):
             batch = int(rng.integers(1, 40))
             q_lens = rng.integers(0, 300, batch)
-            q_lens[0] = max(q_lens[0], 2 * batch)  # long enough on average to be tiled
+            q_lens[0] = max(q_lens[0], 4 * batch)  # long enough on average to be tiled
             cu = np.concatenate([[0], np.cumsum(q_lens)])
             tokens = int(cu[-1])
             p = plan(group * kv_heads, kv_heads, 128, batch=batch, query_tokens=tokens,
