@@ -22,6 +22,9 @@
 //   of tokens are interleaved with byte permutes. P comes from S's accumulators as in
 //   FlashAttention-2, rounded to the MMA's input type.
 //
+// The fragment routines below (QueryFragments, score_chunk, online_softmax, accumulate_values)
+// also serve the tiled prefill kernel (paged_prefill_mma.cuh), there at head dim 256 too.
+//
 // Quantised caches (int8, fp8) run the MMAs in fp16, which holds every int8 and e4m3 value
 // exactly and converts from them in a few integer instructions (int8) or one (fp8 on SM89+).
 // The query goes to fp16 scaled per head by a power of two that puts its largest element in

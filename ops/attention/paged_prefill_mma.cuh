@@ -108,7 +108,7 @@ __device__ __forceinline__ void copy_kv_tile(const PagedCache& cache, const Spli
 }
 
 // Every element of this block's share of the output becomes NaN: the blocks of grid.z == 0
-// together cover [rows, num_heads, HD] (grid.x * 64 >= rows * group).
+// together cover [rows, num_heads, HD] (grid.x * kPrefillRows >= rows * group).
 template <typename T, int HD>
 __device__ void fill_output_nan(const AttentionParams& p) {
   if (blockIdx.z != 0) return;
@@ -303,7 +303,7 @@ __global__ void __launch_bounds__(kPrefillThreads)
       score_chunk<T, C, HD>(k_tile + k * kChunkTokens * Row::kRowBytes, query.frag, &s[2 * k],
                             c, q);
     }
-    // Token first + 8t + 2q + (i & 1) of row r = i / 2; causally masked on the diagonal.
+    // s[t][e]: token first + 8t + 2q + (e & 1) of row r = e / 2; causally masked on diagonals.
     const bool diagonal = first + Tile::kTokens - 1 > warp_position;
 #pragma unroll
     for (int t = 0; t < 2 * Tile::kChunks; ++t) {
