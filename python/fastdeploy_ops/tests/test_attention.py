@@ -403,8 +403,9 @@ def test_tiled_prefill_long(tensor_lib: TensorLib, shape: tuple, cache: str) -> 
 
 @requires_op("paged_prefill_attention")
 def test_tiled_prefill_split_matches_unsplit(tensor_lib: TensorLib) -> None:
-    """max_seq_len changes only the split: the outputs of a split and an unsplit launch of
-    the same call agree to the merge's rounding, and both meet the reference."""
+    """max_seq_len changes only the split: a launch split over partitions (the hint) and an
+    unsplit one (a hint below the real length, unchecked) of the same call both meet the
+    reference."""
     kwargs = dict(q_lens=[40], prefix_lens=[5000], num_heads=16, kv_heads=2, head_dim=128,
                   block_size=16, cache="c16", dtype="bfloat16")
     plan = attention.paged_attention_plan(16, 2, 128, batch=1, block_size=16,
