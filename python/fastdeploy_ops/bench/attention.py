@@ -145,7 +145,7 @@ def paged_kv_append_cases(torch: Any) -> Iterator[Case]:
 
 # Prefill (issue 13's targets, Llama-3-8B heads: 32 q / 8 kv, head dim 128, bf16): (label,
 # new tokens per sequence, cached tokens before them, sequences). One 8k prompt, four 2k
-# chunks over 16k cached tokens each, and round one's shorter shapes.
+# chunks over 16k cached tokens each, and shorter prompts and chunks.
 PREFILL_HEADS = (32, 8)
 PREFILL_SHAPES = (
     ("prompt 8192", 8192, 0, 1),
@@ -258,7 +258,7 @@ def paged_prefill_cases(torch: Any) -> Iterator[Case]:
             flops=_causal_flops(num_heads, head_dim, [(new, cached)] * batch), note=note)
 
     mixed = _prefill_inputs(torch, MIXED_PREFILL, num_heads, kv_heads, head_dim)
-    (chunk, _, chunks), (_, decode_cached, decodes) = MIXED_PREFILL
+    (chunk, _, chunks), (_, _, decodes) = MIXED_PREFILL
     prompts = _prefill_inputs(torch, MIXED_PREFILL[:1], num_heads, kv_heads, head_dim)
     decode = _prefill_inputs(torch, MIXED_PREFILL[1:], num_heads, kv_heads, head_dim)
 
