@@ -6,8 +6,9 @@
   its toolkit (`toolkit_of_sm`: CUDA 13 from SM100 on and for `--//cuda:cuda13_sms`).
 - `cuda_toolkit`: a toolkit for toolchain type `//cuda:toolchain_type`.
 - `current_arch`, `find_cuda_toolkit`: for rules of their own that build on these.
-- Flags shared by every nvcc call: `NVCC_FLAGS`, `gencode`, and the `-gencode` patterns
-  `AOT_GENCODE` and `JIT_GENCODE`.
+- Flags shared by every nvcc call: `NVCC_FLAGS`, `gencode` (the -gencode flags of one SM), the
+  `-gencode` patterns `AOT_GENCODE` and `JIT_GENCODE`, and `ARCH_SPECIFIC_SASS` (SMs whose SASS
+  targets the architecture-specific variant, such as sm_90a).
 """
 
 load("//cuda/private:cuda_instantiations.bzl", _cuda_instantiations = "cuda_instantiations")
@@ -19,6 +20,7 @@ load(
 load(
     "//cuda/private:nvcc_flags.bzl",
     _AOT_GENCODE = "AOT_GENCODE",
+    _ARCH_SPECIFIC_SASS = "ARCH_SPECIFIC_SASS",
     _JIT_GENCODE = "JIT_GENCODE",
     _NVCC_FLAGS = "NVCC_FLAGS",
     _gencode = "gencode",
@@ -55,4 +57,5 @@ CudaToolkitInfo = _CudaToolkitInfo
 NVCC_FLAGS = _NVCC_FLAGS
 AOT_GENCODE = _AOT_GENCODE
 JIT_GENCODE = _JIT_GENCODE
+ARCH_SPECIFIC_SASS = _ARCH_SPECIFIC_SASS
 gencode = _gencode

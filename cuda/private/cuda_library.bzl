@@ -27,8 +27,7 @@ def _nvcc_flags(ctx, toolkit, arch):
     threads = ctx.attr._nvcc_threads[BuildSettingInfo].value
     return ["-ccbin", toolkit.host_compiler] + NVCC_FLAGS + [
         "--threads={}".format(threads),
-        gencode(arch),
-    ] + ctx.attr.copts
+    ] + gencode(arch) + ctx.attr.copts
 
 def _compile(ctx, toolkit, arch, src, compilation_context):
     """One nvcc action; returns (object, nvcc --time CSV or None)."""

@@ -17,10 +17,22 @@ NVCC_FLAGS = [
 # the drivers of newer GPUs can compile.
 AOT_GENCODE = "-gencode=arch=compute_{sm},code=[sm_{sm},compute_{sm}]"
 
-# Just in time (fastdeploy_ops.jit, which reads it from families.json): SASS only, since the
-# library is built on and for the GPU it runs on.
+# Just in time (fastdeploy_ops.jit, which reads it and ARCH_SPECIFIC_SASS from families.json):
+# SASS only, since the library is built on and for the GPU it runs on; {sm} is the SASS target
+# (90a for SM 9.0).
 JIT_GENCODE = "-gencode=arch=compute_{sm},code=sm_{sm}"
 
+# SMs whose SASS is compiled for the architecture-specific target, for instructions only that
+# SM has (sm_90a: Hopper's wgmma). Their PTX stays the portable one, which newer GPUs' drivers
+# can compile; kernels compiled into it take their portable path.
+ARCH_SPECIFIC_SASS = {"90": "90a"}
+
 def gencode(sm):
-    """The ahead-of-time -gencode flag of `sm`."""
-    return AOT_GENCODE.format(sm = sm)
+    """The ahead-of-time -gencode flags of `sm`, a list."""
+    sm = str(sm)
+    if sm in ARCH_SPECIFIC_SASS:
+        return [
+            "-gencode=arch=compute_{0},code=sm_{0}".format(ARCH_SPECIFIC_SASS[sm]),
+            "-gencode=arch=compute_{0},code=compute_{0}".format(sm),
+        ]
+    return [AOT_GENCODE.format(sm = sm)]

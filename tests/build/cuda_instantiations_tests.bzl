@@ -67,8 +67,12 @@ def _group_compiles_test_impl(ctx):
         source = action.argv[action.argv.index("-c") + 1]
         if source.startswith("bazel-out/"):
             generated.append(_basename(source))
-        gencode = "-gencode=arch=compute_{0},code=[sm_{0},compute_{0}]".format(sm)
-        asserts.true(env, gencode in action.argv, "{} is not compiled for sm{}".format(source, sm))
+        if sm == "90":  # SASS for sm_90a (wgmma), PTX for compute_90
+            flags = ["-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_90,code=compute_90"]
+        else:
+            flags = ["-gencode=arch=compute_{0},code=[sm_{0},compute_{0}]".format(sm)]
+        for flag in flags:
+            asserts.true(env, flag in action.argv, "{} is not compiled with {}".format(source, flag))
     expected = [g for g, m in zip(ctx.attr.groups, ctx.attr.min_sms) if int(sm) >= m]
     asserts.equals(env, expected, generated, "generated sources compiled for sm" + sm)
     return analysistest.end(env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -89,8 +90,10 @@ def cuda_compile(spawn: dict) -> tuple[str, str]:
     """(source path, sm) of a CudaCompile spawn."""
     args = spawn["commandArgs"]
     source = args[args.index("-c") + 1]
-    (gencode,) = [a for a in args if a.startswith("-gencode=")]
-    return source, gencode.split("compute_")[1].split(",")[0]
+    # One SM per action, though SM 9.0's has two -gencode flags (sm_90a SASS, compute_90 PTX).
+    (sm,) = {re.match(r"\d+", a.split("compute_")[1]).group()
+             for a in args if a.startswith("-gencode=")}
+    return source, sm
 
 
 def executed(spawns: list[dict], mnemonic: str) -> list[dict]:

@@ -76,6 +76,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespa
         "schema_version": _manifest.SCHEMA_VERSION,
         "package_version": "1.0.0",
         "gencode": "-gencode=arch=compute_{sm},code=sm_{sm}",
+        "arch_specific_sass": {"90": "90a"},
         "sources_dir": "sources",
         "families": {"demo": {"min_sm": 70, "ops": ["demo_op"],
                               "sources": ["ops/demo/a.cu", "ops/demo/b.cu"],
@@ -118,6 +119,8 @@ def test_the_wheel_ships_the_sources_of_every_family(compiled_modules: Path) -> 
     assert tree.package_version == manifests[80].package_version
     # SASS only for the device's SM: a JIT library is built on the GPU it runs on.
     assert tree.gencode(86) == "-gencode=arch=compute_86,code=sm_86"
+    # SM 9.0's as in the AOT build: sm_90a, whose wgmma the prefill kernel uses.
+    assert tree.gencode(90) == "-gencode=arch=compute_90a,code=sm_90a"
 
 
 def test_a_description_of_another_schema_is_refused(fake: types.SimpleNamespace) -> None:

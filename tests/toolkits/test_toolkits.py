@@ -42,6 +42,7 @@ def test_module_holds_exactly_its_sm_sass_from_its_toolkit(unpacked: Path, sm: i
     listed = subprocess.run([CUOBJDUMP[line], "--list-elf", str(module)], capture_output=True,
                             text=True, check=True).stdout
     archs = re.findall(r"^ELF file\s+\d+: .*\.sm_(\d+[a-z]?)\.cubin$", listed, re.M)
-    # One cubin per compiled source, every one for this SM and nothing else.
+    # One cubin per compiled source, every one for this SM and nothing else (SM 9.0's for
+    # sm_90a, whose wgmma the prefill kernel uses).
     assert len(archs) >= 10, listed
-    assert set(archs) == {str(sm)}, listed
+    assert set(archs) == {"90a" if sm == 90 else str(sm)}, listed

@@ -81,7 +81,7 @@ def _manifest(ctx, sm, module, infos):
         },
         "cuda_version": toolkit.version,
         "cuda_min_driver": toolkit.min_driver,
-        "nvcc_flags": NVCC_FLAGS + [gencode(sm)],
+        "nvcc_flags": NVCC_FLAGS + gencode(sm),
     }, indent = "  ") + "\n"
 
 def _link_module(ctx, cc, module, abi, registration, infos, bindings, toolkit):

@@ -1,6 +1,6 @@
 """jit_sources: the kernel sources a wheel ships for fastdeploy_ops.jit, and their description."""
 
-load("//cuda:defs.bzl", "JIT_GENCODE", "NVCC_FLAGS")
+load("//cuda:defs.bzl", "ARCH_SPECIFIC_SASS", "JIT_GENCODE", "NVCC_FLAGS")
 load(":providers.bzl", "FamilySourcesInfo")
 load(":schema.bzl", "SCHEMA_VERSION")
 
@@ -42,6 +42,7 @@ def _jit_sources_impl(ctx):
         "schema_version": SCHEMA_VERSION,
         "package_version": ctx.attr.package_version,
         "gencode": JIT_GENCODE,
+        "arch_specific_sass": ARCH_SPECIFIC_SASS,
         "sources_dir": "sources",
         "families": families,
     }, indent = "  ") + "\n")
@@ -55,7 +56,8 @@ jit_sources = rule(
     implementation = _jit_sources_impl,
     doc = """Ships every family's kernel sources under `<package_dir>/jit/sources/` (with the
 headers they include, at their repository paths, so that folder is the include root) and
-`<package_dir>/jit/families.json`: the schema version, the JIT's -gencode pattern, and per family
+`<package_dir>/jit/families.json`: the schema version, the JIT's -gencode pattern and the SMs
+whose SASS targets an architecture-specific variant, and per family
 its min_sm, ops, sources (and the lowest SM of those above the family's), headers and nvcc flags
 (the ahead-of-time build's NVCC_FLAGS plus the family's copts).""",
     attrs = {

@@ -35,16 +35,18 @@ class FamilySources:
 @dataclass(frozen=True)
 class SourceTree:
     """The sources folder (also the include root), the package version, the build's -gencode
-    pattern for a JIT library (``{sm}`` for the SM) and the families."""
+    pattern for a JIT library (``{sm}`` for the SASS target), the SMs whose SASS target is an
+    architecture-specific variant (``{"90": "90a"}``: Hopper's wgmma) and the families."""
 
     root: Path
     package_version: str
     gencode_pattern: str
+    arch_specific_sass: Mapping[str, str]
     families: Mapping[str, FamilySources]
 
     def gencode(self, sm: int) -> str:
         """The -gencode flag of a library for ``sm``."""
-        return self.gencode_pattern.format(sm=sm)
+        return self.gencode_pattern.format(sm=self.arch_specific_sass.get(str(sm), str(sm)))
 
     def file_hashes(self, family: str) -> dict[str, str]:
         """``{relative path: sha256}`` of every source and header ``family`` compiles from.
@@ -78,7 +80,9 @@ def load_sources(jit_dir: Path = JIT_DIR) -> SourceTree:
             for name, f in data["families"].items()
         }
         return SourceTree(jit_dir / data["sources_dir"], str(data["package_version"]),
-                          str(data["gencode"]), families)
+                          str(data["gencode"]),
+                          {str(k): str(v) for k, v in data["arch_specific_sass"].items()},
+                          families)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
