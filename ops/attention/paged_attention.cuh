@@ -210,11 +210,11 @@ cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t residen
   choose_kernel(p, plan);
   const bool tiled = plan->kernel == AttentionKernel::kTiledPrefill;
   if (tiled) {
-    plan->shared_bytes = PrefillTile<T, C, HD>::kSharedBytes;
+    plan->shared_bytes = prefill_shared_bytes<T, C, HD>();
   } else if (plan->kernel == AttentionKernel::kTensorCore) {
     plan->shared_bytes = MmaTile<T, C, HD>::kSharedBytes;
   }
-  plan_split(p, resident_blocks, tiled ? PrefillTile<T, C, HD>::kTokens : kPartitionQuantum,
+  plan_split(p, resident_blocks, tiled ? prefill_tile_tokens<T, C, HD>() : kPartitionQuantum,
              plan);
   const int64_t items = plan->blocks / plan->num_splits;
   if (attention_kernel<T, C, HD>(*plan) == nullptr || items > INT32_MAX ||

@@ -1,7 +1,9 @@
 // Tiled tensor-core prefill attention over the paged cache (head dims 64, 128 and 256; c16, int8
 // and fp8 caches), FlashAttention-2 style: a block takes 128 query rows of one sequence and one
 // KV head and streams the K/V tiles its rows can see through shared memory once; each of its
-// eight warps computes 16 of the rows with mma.sync m16n8k16 and an online softmax in fp32.
+// eight warps computes 16 of the rows with mma.sync m16n8k16 and an online softmax in fp32. In
+// the SM 9.0 modules, 16-bit caches at head dims 64 and 128 use Hopper's warpgroup MMA instead
+// (two warpgroups of 64 rows, paged_prefill_wgmma.cuh); everything else in this file is shared.
 //
 // Rows are (token, query head) pairs of a sequence's chunk, packed token-major over the query
 // heads sharing the KV head (row = token * group + head), so one K/V tile serves the whole
@@ -33,11 +35,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/attention/attention.h"
 #include "ops/attention/cache_storage.cuh"
 #include "ops/attention/paged_attention_common.cuh"
 #include "ops/attention/paged_attention_mma.cuh"
+#include "ops/attention/paged_prefill_wgmma.cuh"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
 
@@ -51,13 +55,23 @@ inline constexpr int kPrefillRows = kPrefillWarps * kMmaRows;  // (token, head) 
 template <typename T, CacheType C, int HD>
 struct PrefillTile {
   using Row = MmaTile<T, C, HD>;
+  using Element = typename Row::Element;
   static constexpr int kTokens = HD <= 128 ? 64 : 32;  // 256-dim rows: registers for O
   static constexpr int kChunks = kTokens / kChunkTokens;
   static constexpr int kStages = 3;
+  static constexpr int kRowPieces = Row::kRowPieces;
   static constexpr int kStageBytes = 2 * kTokens * Row::kRowBytes;  // K, then V
   static constexpr int kSharedBytes = kStages * kStageBytes;
-  static constexpr int kCopies = kTokens * Row::kRowPieces / kPrefillThreads;  // per thread
-  static_assert(kTokens * Row::kRowPieces % kPrefillThreads == 0, "copies split evenly");
+  static constexpr int kCopies = kTokens * kRowPieces / kPrefillThreads;  // per thread
+  static_assert(kTokens * kRowPieces % kPrefillThreads == 0, "copies split evenly");
+
+  // Where 16-byte piece `piece` of K (V) row `row` goes, in bytes from the stage's start.
+  __device__ __forceinline__ static uint32_t k_offset(int row, int piece) {
+    return 16 * Row::k_piece(row, piece);
+  }
+  __device__ __forceinline__ static uint32_t v_offset(int row, int piece) {
+    return kTokens * Row::kRowBytes + 16 * Row::v_piece(row, piece);
+  }
 };
 
 // The first tile of sequence b (see the top of this file).
@@ -77,15 +91,13 @@ template <typename Tile>
 __device__ __forceinline__ void copy_kv_tile(const PagedCache& cache, const SplitPlan& plan,
                                              const int32_t* table, int kv_head, int64_t first,
                                              int64_t end, uint8_t* stage, int* bad_block) {
-  using Row = typename Tile::Row;
   const auto* key = static_cast<const uint8_t*>(cache.key);
   const auto* value = static_cast<const uint8_t*>(cache.value);
-  const uint32_t k_tile = shared_address(stage);
-  const uint32_t v_tile = k_tile + Tile::kTokens * Row::kRowBytes;
+  const uint32_t stage_address = shared_address(stage);
 #pragma unroll
   for (int i = 0; i < Tile::kCopies; ++i) {
     const int index = threadIdx.x + kPrefillThreads * i;
-    const int row = index / Row::kRowPieces, piece = index % Row::kRowPieces;
+    const int row = index / Tile::kRowPieces, piece = index % Tile::kRowPieces;
     const int64_t token = first + row;
     int64_t offset = 0;  // a valid address even for rows not read
     int bytes = 0;
@@ -95,15 +107,15 @@ __device__ __forceinline__ void copy_kv_tile(const PagedCache& cache, const Spli
       const int32_t id = __ldg(table + block);
       if (id >= 0 && id < cache.num_blocks) {
         offset = cache_row_offset(cache, id, kv_head, static_cast<int>(in_block)) *
-                     static_cast<int64_t>(sizeof(typename Row::Element)) +
+                     static_cast<int64_t>(sizeof(typename Tile::Element)) +
                  16 * piece;
         bytes = 16;
       } else {
         *bad_block = 1;
       }
     }
-    copy_async_16(k_tile + 16 * Row::k_piece(row, piece), key + offset, bytes);
-    copy_async_16(v_tile + 16 * Row::v_piece(row, piece), value + offset, bytes);
+    copy_async_16(stage_address + Tile::k_offset(row, piece), key + offset, bytes);
+    copy_async_16(stage_address + Tile::v_offset(row, piece), value + offset, bytes);
   }
 }
 
@@ -120,17 +132,53 @@ __device__ void fill_output_nan(const AttentionParams& p) {
   }
 }
 
+// Which tiles a group's kernel uses: wgmma ones in the SM 9.0 modules for 16-bit caches at head
+// dims up to 128, the mma.sync ones otherwise (and in those modules' PTX for newer GPUs, which
+// lacks wgmma: FDOPS_WGMMA is 0 there, while the host still plans for the wgmma tiles).
+template <CacheType C, int HD>
+inline constexpr bool kWgmmaPrefill = FDOPS_SM90_MODULE && C == CacheType::kC16 && HD <= 128;
+
+// (Head dim 256 never uses it; the alias still has to name a valid type.)
+template <typename T, CacheType C, int HD>
+using WgmmaTile = WgmmaPrefillTile<T, HD <= 128 ? HD : 128, kPrefillRows, kPrefillThreads>;
+
+// What the host plans with: dynamic shared memory and the tokens per tile (partitions are
+// multiples of it).
+template <typename T, CacheType C, int HD>
+constexpr int prefill_shared_bytes() {
+  constexpr int kMma = PrefillTile<T, C, HD>::kSharedBytes;
+  if constexpr (kWgmmaPrefill<C, HD>) {
+    return WgmmaTile<T, C, HD>::kSharedBytes > kMma ? WgmmaTile<T, C, HD>::kSharedBytes : kMma;
+  }
+  return kMma;
+}
+template <typename T, CacheType C, int HD>
+constexpr int prefill_tile_tokens() {
+  if constexpr (kWgmmaPrefill<C, HD>) return WgmmaTile<T, C, HD>::kTokens;
+  return PrefillTile<T, C, HD>::kTokens;
+}
+
 template <typename T, CacheType C, int HD>
 __global__ void __launch_bounds__(kPrefillThreads)
     paged_prefill_mma_kernel(AttentionParams p, SplitPlan plan) {
-  using Tile = PrefillTile<T, C, HD>;
-  using Row = typename Tile::Row;
+  constexpr bool kWgmma = kWgmmaPrefill<C, HD> && FDOPS_WGMMA;
+  using Tile = std::conditional_t<kWgmma, WgmmaTile<T, C, HD>, PrefillTile<T, C, HD>>;
   using M = MmaInput<T, C>;
   constexpr bool kQuantized = CacheStorage<T, C>::kQuantized;
   constexpr int kDimTiles = HD / 8;  // n-tiles of P V, and head dims per thread and row
+  constexpr int kScoreTiles = Tile::kTokens / 8;
 
-  extern __shared__ __align__(128) uint8_t shared[];  // kStages x (K tile, V tile)
+  extern __shared__ __align__(128) uint8_t dynamic_shared[];
   __shared__ int bad_block;
+  // mma.sync: kStages x (K tile, V tile). wgmma: the query tile, then the stages, from a
+  // 1024-byte boundary (its swizzle atoms).
+  uint8_t* shared = dynamic_shared;
+  if constexpr (kWgmma) {
+    shared += (Tile::kAtomBytes - shared_address(dynamic_shared) % Tile::kAtomBytes) %
+              Tile::kAtomBytes;
+  }
+  uint8_t* stages = shared;
+  if constexpr (kWgmma) stages += Tile::kQueryBytes;
 
   const PagedCache& cache = p.cache;
   const int group = p.num_heads / cache.kv_heads;
@@ -181,30 +229,40 @@ __global__ void __launch_bounds__(kPrefillThreads)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int c = lane / 4, q = lane % 4;
-  // The thread's rows c and c + 8 of its warp: their output rows and positions. Rows past the
-  // sequence's take the last row's position (finite scores) and are never written.
+  // The output row of block row `row` (packed token-major over the group's heads).
+  auto output_row = [&](int64_t row) {
+    return (first_token + row / group) * p.num_heads + kv_head * group + row % group;
+  };
+  // The thread's rows c and c + 8 of its warp's 16: their output rows and positions. Rows past
+  // the sequence's take the last row's position (finite scores) and are never written.
   int64_t out_row[2];
   int64_t position[2];
   bool valid[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = row0 + kMmaRows * warp + c + 8 * r;
+    valid[r] = row <= last_row;
+    const int64_t packed = valid[r] ? row : last_row;
+    out_row[r] = output_row(packed);
+    position[r] = start + packed / group;
+  }
+  // mma.sync: the query's fragments in registers. wgmma: the tile's query rows go to shared
+  // memory with the first K/V tile (rows past the sequence's as zeros).
   QueryFragments<T, C, HD> query;
-  {
+  if constexpr (!kWgmma) {
     const T* query_rows[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int64_t row = row0 + kMmaRows * warp + c + 8 * r;
-      valid[r] = row <= last_row;
-      const int64_t packed = valid[r] ? row : last_row;
-      const int64_t token = packed / group;
-      out_row[r] = (first_token + token) * p.num_heads + kv_head * group + packed % group;
-      position[r] = start + token;
       query_rows[r] = valid[r] ? static_cast<const T*>(p.query) + out_row[r] * HD : nullptr;
     }
     query.load(query_rows, q);
   }
-  // The warp's first position: K/V tiles that end at or before it need no mask. A warp without
-  // rows (short chunks, decode tokens, a sequence's last tile) only copies.
+  // The warp's first position: K/V tiles that end at or before it need no mask. Warps without
+  // rows (short chunks, decode tokens, a sequence's last tile) only copy; with wgmma a
+  // warpgroup computes if any of its warps has rows.
   const int64_t warp_position = start + min(row0 + kMmaRows * warp, last_row) / group;
-  const bool warp_has_rows = row0 + kMmaRows * warp <= last_row;
+  const bool computes =
+      kWgmma ? row0 + 4 * kMmaRows * (warp / 4) <= last_row : row0 + kMmaRows * warp <= last_row;
 
   float out[kDimTiles][4];
 #pragma unroll
@@ -213,7 +271,8 @@ __global__ void __launch_bounds__(kPrefillThreads)
   float row_sum[2] = {0.0f, 0.0f};  // this thread's columns only; summed over the quad at the end
 
   // Writes the rows' results: the output (one partition) or the partition's normalised output
-  // and log2-sum-exp (-inf for a row that saw no token); NaN where the metadata is bad.
+  // and log2-sum-exp (-inf for a row that saw no token); NaN where the metadata is bad. The
+  // thread's head dims: mma.sync, (2q + k) * kDimTiles + j; wgmma, 8j + 2q + k.
   auto write_rows = [&](bool bad_rows, float value_scale) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -222,7 +281,15 @@ __global__ void __launch_bounds__(kPrefillThreads)
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       if (!valid[r]) continue;
       const float factor = value_scale / sum;
-      if (plan.num_splits == 1) {
+      T* out_values = static_cast<T*>(p.out) + out_row[r] * HD;
+      if (plan.num_splits == 1 && kWgmma) {
+#pragma unroll
+        for (int j = 0; j < kDimTiles; ++j) {
+          const float v0 = bad_rows ? nan_value() : out[j][2 * r] * factor;
+          const float v1 = bad_rows ? nan_value() : out[j][2 * r + 1] * factor;
+          *reinterpret_cast<uint32_t*>(out_values + 8 * j + 2 * q) = pack2<T>(v0, v1);
+        }
+      } else if (plan.num_splits == 1) {
         // Head dims (2q + k) * kDimTiles + j: kDimTiles consecutive ones per k, 8 per store.
 #pragma unroll
         for (int k = 0; k < 2; ++k) {
@@ -234,8 +301,7 @@ __global__ void __launch_bounds__(kPrefillThreads)
               values[j] =
                   from_float<T>(bad_rows ? nan_value() : out[j0 + j][2 * r + k] * factor);
             }
-            *reinterpret_cast<uint4*>(static_cast<T*>(p.out) + out_row[r] * HD +
-                                      (2 * q + k) * kDimTiles + j0) =
+            *reinterpret_cast<uint4*>(out_values + (2 * q + k) * kDimTiles + j0) =
                 *reinterpret_cast<const uint4*>(values);
           }
         }
@@ -247,14 +313,23 @@ __global__ void __launch_bounds__(kPrefillThreads)
                                                   : row_max[r] + log2f(sum);
         }
         if (!bad_rows && sum != 0.0f) {
+          float* partial = plan.partial_out + index * HD;
+          if constexpr (kWgmma) {
 #pragma unroll
-          for (int k = 0; k < 2; ++k) {
+            for (int j = 0; j < kDimTiles; ++j) {
+              *reinterpret_cast<float2*>(partial + 8 * j + 2 * q) =
+                  make_float2(out[j][2 * r] * factor, out[j][2 * r + 1] * factor);
+            }
+          } else {
 #pragma unroll
-            for (int j0 = 0; j0 < kDimTiles; j0 += 4) {
-              *reinterpret_cast<float4*>(plan.partial_out + index * HD +
-                                         (2 * q + k) * kDimTiles + j0) =
-                  make_float4(out[j0][2 * r + k] * factor, out[j0 + 1][2 * r + k] * factor,
-                              out[j0 + 2][2 * r + k] * factor, out[j0 + 3][2 * r + k] * factor);
+            for (int k = 0; k < 2; ++k) {
+#pragma unroll
+              for (int j0 = 0; j0 < kDimTiles; j0 += 4) {
+                *reinterpret_cast<float4*>(partial + (2 * q + k) * kDimTiles + j0) =
+                    make_float4(out[j0][2 * r + k] * factor, out[j0 + 1][2 * r + k] * factor,
+                                out[j0 + 2][2 * r + k] * factor,
+                                out[j0 + 3][2 * r + k] * factor);
+              }
             }
           }
         }
@@ -266,13 +341,25 @@ __global__ void __launch_bounds__(kPrefillThreads)
     return;
   }
 
+  if constexpr (kWgmma) {
+#pragma unroll
+    for (int i = 0; i < Tile::kQueryCopies; ++i) {
+      const int index = threadIdx.x + kPrefillThreads * i;
+      const int row = index / Tile::kRowPieces, piece = index % Tile::kRowPieces;
+      const bool inside = row0 + row <= last_row;
+      const T* source = static_cast<const T*>(p.query) +
+                        (inside ? output_row(row0 + row) * HD + 8 * piece : 0);
+      copy_async_16(shared_address(shared) + Tile::query_offset(row, piece), source,
+                    inside ? 16 : 0);
+    }
+  }
   const int32_t* table =
       cache.block_tables + static_cast<int64_t>(seq) * cache.max_blocks_per_seq;
   const int tiles = static_cast<int>((end - begin + Tile::kTokens - 1) / Tile::kTokens);
   auto issue = [&](int i) {  // one commit group per tile, empty past the last
     if (i < tiles) {
       copy_kv_tile<Tile>(cache, plan, table, kv_head, begin + int64_t{Tile::kTokens} * i, end,
-                         shared + (i % Tile::kStages) * Tile::kStageBytes, &bad_block);
+                         stages + (i % Tile::kStages) * Tile::kStageBytes, &bad_block);
     }
     copy_async_commit();
   };
@@ -283,55 +370,75 @@ __global__ void __launch_bounds__(kPrefillThreads)
     key_scale = __ldg(cache.key_scale + kv_head);
     value_scale = __ldg(cache.value_scale + kv_head);
   }
-  query.build(p.softmax_scale * kLog2e * key_scale);
+  float score_scale[2];
+  if constexpr (kWgmma) {
+    score_scale[0] = score_scale[1] = p.softmax_scale * kLog2e;
+  } else {
+    query.build(p.softmax_scale * kLog2e * key_scale);
+    score_scale[0] = query.score_scale[0];
+    score_scale[1] = query.score_scale[1];
+  }
 
   for (int i = 0; i < tiles; ++i) {
     issue(i + Tile::kStages - 1);  // into the stage computed in iteration i - 1
     copy_async_wait<Tile::kStages - 1>();
+#if FDOPS_WGMMA
+    if constexpr (kWgmma) wgmma::fence_shared_writes();
+#endif
     __syncthreads();  // every thread's copies of tile i have landed
-    const uint8_t* k_tile = shared + (i % Tile::kStages) * Tile::kStageBytes;
-    const uint8_t* v_tile = k_tile + Tile::kTokens * Row::kRowBytes;
+    const uint8_t* stage = stages + (i % Tile::kStages) * Tile::kStageBytes;
     const int64_t first = begin + int64_t{Tile::kTokens} * i;
-    if (!warp_has_rows) {
+    if (!computes) {
       __syncthreads();  // the other warps' reads of the stage
       continue;
     }
 
-    float s[2 * Tile::kChunks][4] = {};
+    float s[kScoreTiles][4] = {};
+    if constexpr (kWgmma) {
+#if FDOPS_WGMMA
+      wgmma_scores<M, Tile, HD>(shared_address(shared), 4 * kMmaRows * (warp / 4),
+                                shared_address(stage), s);
+#endif
+    } else {
 #pragma unroll
-    for (int k = 0; k < Tile::kChunks; ++k) {
-      score_chunk<T, C, HD>(k_tile + k * kChunkTokens * Row::kRowBytes, query.frag, &s[2 * k],
-                            c, q);
+      for (int k = 0; k < Tile::kChunks; ++k) {
+        score_chunk<T, C, HD>(stage + k * kChunkTokens * Tile::Row::kRowBytes, query.frag,
+                              &s[2 * k], c, q);
+      }
     }
     // s[t][e]: token first + 8t + 2q + (e & 1) of row r = e / 2; causally masked on diagonals.
     const bool diagonal = first + Tile::kTokens - 1 > warp_position;
 #pragma unroll
-    for (int t = 0; t < 2 * Tile::kChunks; ++t) {
+    for (int t = 0; t < kScoreTiles; ++t) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const bool visible = !diagonal || first + 8 * t + 2 * q + (e & 1) <= position[e / 2];
-        s[t][e] = visible ? s[t][e] * query.score_scale[e / 2] : -INFINITY;
+        s[t][e] = visible ? s[t][e] * score_scale[e / 2] : -INFINITY;
       }
     }
     online_softmax(s, row_max, row_sum, out);
+    if constexpr (kWgmma) {
+#if FDOPS_WGMMA
+      uint32_t weights[Tile::kTokens / 16][4];
 #pragma unroll
-    for (int k = 0; k < Tile::kChunks; ++k) {
-      uint32_t p_frag[4];
-      weight_fragment<M>(s, 2 * k, p_frag);
-      accumulate_values<T, C, HD>(v_tile + k * kChunkTokens * Row::kRowBytes, p_frag, out, c,
-                                  q);
+      for (int k = 0; k < Tile::kTokens / 16; ++k) weight_fragment<M>(s, 2 * k, weights[k]);
+      wgmma_values<M, Tile, HD>(shared_address(stage), weights, out);
+#endif
+    } else {
+#pragma unroll
+      for (int k = 0; k < Tile::kChunks; ++k) {
+        uint32_t p_frag[4];
+        weight_fragment<M>(s, 2 * k, p_frag);
+        accumulate_values<T, C, HD>(
+            stage + Tile::kTokens * Tile::Row::kRowBytes + k * kChunkTokens * Tile::Row::kRowBytes,
+            p_frag, out, c, q);
+      }
     }
     __syncthreads();  // all warps are done with this stage before it is refilled
   }
   copy_async_wait<0>();
   allow_dependent_launch();
   write_rows(bad_block != 0, value_scale);
-}
-
-// The tiled kernel of a group: head dims 64-256 at any group size.
-template <typename T, CacheType C, int HD>
-const void* prefill_kernel() {
-  return reinterpret_cast<const void*>(paged_prefill_mma_kernel<T, C, HD>);
 }
 
 }  // namespace fdops::attention
