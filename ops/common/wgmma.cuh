@@ -62,7 +62,9 @@ __device__ __forceinline__ uint64_t descriptor(uint32_t address, uint32_t leadin
 
 // Orders register accesses before the next wgmma (required before a batch whose accumulators
 // or A registers other instructions touched).
-__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
 __device__ __forceinline__ void commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 }
@@ -92,142 +94,53 @@ __device__ __forceinline__ void hold(uint32_t (&a)[4]) {
   for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[i])::"memory");
 }
 
-// The instructions, one macro per shape (TYPE: "bf16" or "f16"); d, a, b and accumulate
-// are the names the functions below give their operands.
-#define FDOPS_WGMMA_SS_N64(TYPE) \
-  asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE "\n{" \
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15," \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31" \
-      "}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]) \
-      : "l"(a), "l"(b), "r"(static_cast<uint32_t>(accumulate)))
+// The instructions' operand lists: accumulators d[t][e] (the functions below name them d, and
+// their other operands a, b and accumulate), numbered %0 .. %(N / 2 - 1).
+#define FDOPS_WGMMA_D4(t) "+f"(d[t][0]), "+f"(d[t][1]), "+f"(d[t][2]), "+f"(d[t][3])
+#define FDOPS_WGMMA_D32 \
+  FDOPS_WGMMA_D4(0), FDOPS_WGMMA_D4(1), FDOPS_WGMMA_D4(2), FDOPS_WGMMA_D4(3), \
+      FDOPS_WGMMA_D4(4), FDOPS_WGMMA_D4(5), FDOPS_WGMMA_D4(6), FDOPS_WGMMA_D4(7)
+#define FDOPS_WGMMA_D64 \
+  FDOPS_WGMMA_D32, FDOPS_WGMMA_D4(8), FDOPS_WGMMA_D4(9), FDOPS_WGMMA_D4(10), FDOPS_WGMMA_D4(11), \
+      FDOPS_WGMMA_D4(12), FDOPS_WGMMA_D4(13), FDOPS_WGMMA_D4(14), FDOPS_WGMMA_D4(15)
+#define FDOPS_WGMMA_D128 \
+  FDOPS_WGMMA_D64, FDOPS_WGMMA_D4(16), FDOPS_WGMMA_D4(17), FDOPS_WGMMA_D4(18), FDOPS_WGMMA_D4(19), \
+      FDOPS_WGMMA_D4(20), FDOPS_WGMMA_D4(21), FDOPS_WGMMA_D4(22), FDOPS_WGMMA_D4(23), \
+      FDOPS_WGMMA_D4(24), FDOPS_WGMMA_D4(25), FDOPS_WGMMA_D4(26), FDOPS_WGMMA_D4(27), \
+      FDOPS_WGMMA_D4(28), FDOPS_WGMMA_D4(29), FDOPS_WGMMA_D4(30), FDOPS_WGMMA_D4(31)
+#define FDOPS_WGMMA_R32 \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, " \
+  "%12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31"
+#define FDOPS_WGMMA_R64 \
+  FDOPS_WGMMA_R32 ", " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+  "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, " \
+  "%56, %57, %58, %59, %60, %61, %62, %63"
+#define FDOPS_WGMMA_R128 \
+  FDOPS_WGMMA_R64 ", " \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, " \
+  "%76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, " \
+  "%88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, " \
+  "%100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+  "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, " \
+  "%124, %125, %126, %127"
 
-#define FDOPS_WGMMA_SS_N128(TYPE) \
-  asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE "\n{" \
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15," \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31," \
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47," \
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" \
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), \
-        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), \
-        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), \
-        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), \
-        "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
-        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), \
-        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), \
-        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), \
-        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3]) \
-      : "l"(a), "l"(b), "r"(static_cast<uint32_t>(accumulate)))
-
-#define FDOPS_WGMMA_RS_N64(TYPE) \
-  asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE "\n{" \
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15," \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31" \
-      "}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]) \
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1u))
-
-#define FDOPS_WGMMA_RS_N128(TYPE) \
-  asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE "\n{" \
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15," \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31," \
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47," \
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" \
-      "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), \
-        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), \
-        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), \
-        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), \
-        "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
-        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), \
-        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), \
-        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), \
-        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3]) \
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1u))
-
-#define FDOPS_WGMMA_RS_N256(TYPE) \
-  asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE "\n{" \
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15," \
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31," \
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47," \
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63," \
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79," \
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95," \
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111," \
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127" \
-      "}, {%128, %129, %130, %131}, %132, p, 1, 1, 1;\n}\n" \
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), \
-        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), \
-        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), \
-        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), \
-        "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
-        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), \
-        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), \
-        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), \
-        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3]), \
-        "+f"(d[16][0]), "+f"(d[16][1]), "+f"(d[16][2]), "+f"(d[16][3]), \
-        "+f"(d[17][0]), "+f"(d[17][1]), "+f"(d[17][2]), "+f"(d[17][3]), \
-        "+f"(d[18][0]), "+f"(d[18][1]), "+f"(d[18][2]), "+f"(d[18][3]), \
-        "+f"(d[19][0]), "+f"(d[19][1]), "+f"(d[19][2]), "+f"(d[19][3]), \
-        "+f"(d[20][0]), "+f"(d[20][1]), "+f"(d[20][2]), "+f"(d[20][3]), \
-        "+f"(d[21][0]), "+f"(d[21][1]), "+f"(d[21][2]), "+f"(d[21][3]), \
-        "+f"(d[22][0]), "+f"(d[22][1]), "+f"(d[22][2]), "+f"(d[22][3]), \
-        "+f"(d[23][0]), "+f"(d[23][1]), "+f"(d[23][2]), "+f"(d[23][3]), \
-        "+f"(d[24][0]), "+f"(d[24][1]), "+f"(d[24][2]), "+f"(d[24][3]), \
-        "+f"(d[25][0]), "+f"(d[25][1]), "+f"(d[25][2]), "+f"(d[25][3]), \
-        "+f"(d[26][0]), "+f"(d[26][1]), "+f"(d[26][2]), "+f"(d[26][3]), \
-        "+f"(d[27][0]), "+f"(d[27][1]), "+f"(d[27][2]), "+f"(d[27][3]), \
-        "+f"(d[28][0]), "+f"(d[28][1]), "+f"(d[28][2]), "+f"(d[28][3]), \
-        "+f"(d[29][0]), "+f"(d[29][1]), "+f"(d[29][2]), "+f"(d[29][3]), \
-        "+f"(d[30][0]), "+f"(d[30][1]), "+f"(d[30][2]), "+f"(d[30][3]), \
-        "+f"(d[31][0]), "+f"(d[31][1]), "+f"(d[31][2]), "+f"(d[31][3]) \
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1u))
+// d (+)= A B with A and B from shared memory (descriptors %A and %B); %P: accumulate or not.
+#define FDOPS_WGMMA_SS(N, D, R, A, B, P, TYPE)                                         \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                        \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE "\n{" R \
+               "}, " A ", " B ", p, 1, 1, 0, 0;\n}\n"                                 \
+               : D                                                                   \
+               : "l"(a), "l"(b), "r"(static_cast<uint32_t>(accumulate)))
+// d += A B with A from registers (A: their four %-numbers) and B MN-major from shared memory
+// (descriptor %B).
+#define FDOPS_WGMMA_RS(N, D, R, A, B, P, TYPE)                                         \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                        \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE "\n{" R \
+               "}, {" A "}, " B ", p, 1, 1, 1;\n}\n"                                  \
+               : D                                                                   \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1u))
 
 // d (+)= A B, A (64 x 16) and B (16 x N, K-major) from shared memory; `accumulate` false
 // overwrites d.
@@ -237,15 +150,19 @@ __device__ __forceinline__ void mma_ss(float (&d)[N / 8][4], uint64_t a, uint64_
   static_assert(N == 64 || N == 128, "S tiles of 64 or 128 tokens");
   if constexpr (N == 64) {
     if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_SS_N64("bf16");
+      FDOPS_WGMMA_SS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
+                     "%32", "%33", "%34", "bf16");
     } else {
-      FDOPS_WGMMA_SS_N64("f16");
+      FDOPS_WGMMA_SS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
+                     "%32", "%33", "%34", "f16");
     }
   } else {
     if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_SS_N128("bf16");
+      FDOPS_WGMMA_SS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
+                     "%64", "%65", "%66", "bf16");
     } else {
-      FDOPS_WGMMA_SS_N128("f16");
+      FDOPS_WGMMA_SS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
+                     "%64", "%65", "%66", "f16");
     }
   }
 }
@@ -258,30 +175,40 @@ __device__ __forceinline__ void mma_rs_mn_major(float (&d)[N / 8][4], const uint
   static_assert(N == 64 || N == 128 || N == 256, "head dims 64, 128 and 256");
   if constexpr (N == 64) {
     if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS_N64("bf16");
+      FDOPS_WGMMA_RS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
+                     "%32, %33, %34, %35", "%36", "%37", "bf16");
     } else {
-      FDOPS_WGMMA_RS_N64("f16");
+      FDOPS_WGMMA_RS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
+                     "%32, %33, %34, %35", "%36", "%37", "f16");
     }
   } else if constexpr (N == 128) {
     if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS_N128("bf16");
+      FDOPS_WGMMA_RS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
+                     "%64, %65, %66, %67", "%68", "%69", "bf16");
     } else {
-      FDOPS_WGMMA_RS_N128("f16");
+      FDOPS_WGMMA_RS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
+                     "%64, %65, %66, %67", "%68", "%69", "f16");
     }
   } else {
     if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS_N256("bf16");
+      FDOPS_WGMMA_RS(256, FDOPS_WGMMA_D128, FDOPS_WGMMA_R128,
+                     "%128, %129, %130, %131", "%132", "%133", "bf16");
     } else {
-      FDOPS_WGMMA_RS_N256("f16");
+      FDOPS_WGMMA_RS(256, FDOPS_WGMMA_D128, FDOPS_WGMMA_R128,
+                     "%128, %129, %130, %131", "%132", "%133", "f16");
     }
   }
 }
 
-#undef FDOPS_WGMMA_SS_N64
-#undef FDOPS_WGMMA_SS_N128
-#undef FDOPS_WGMMA_RS_N64
-#undef FDOPS_WGMMA_RS_N128
-#undef FDOPS_WGMMA_RS_N256
+#undef FDOPS_WGMMA_D4
+#undef FDOPS_WGMMA_D32
+#undef FDOPS_WGMMA_D64
+#undef FDOPS_WGMMA_D128
+#undef FDOPS_WGMMA_R32
+#undef FDOPS_WGMMA_R64
+#undef FDOPS_WGMMA_R128
+#undef FDOPS_WGMMA_SS
+#undef FDOPS_WGMMA_RS
 
 #endif  // FDOPS_WGMMA
 
