@@ -231,7 +231,17 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
   cudaError_t err = plan_paged_attention_group<T, C, HD>(p, 0, &plan);
   if (err != cudaSuccess) return err;
   const void* kernel = attention_kernel<T, C, HD>(plan);
-  const int per_sm = resident_blocks_per_sm(kernel, plan.threads, plan.shared_bytes);
+  size_t shared_bytes = plan.shared_bytes;
+  int per_sm = resident_blocks_per_sm(kernel, plan.threads, shared_bytes);
+  if constexpr (kWgmmaPrefill<C, HD>) {
+    // The sm90 module's wgmma tiles run only on SM 9.0 GPUs, which all have room for them. A
+    // GPU without that room (SM120: 99 KB per block) runs the module's PTX, whose tiles are the
+    // mma.sync ones: it gets their size.
+    if (per_sm == 0 && plan.kernel == AttentionKernel::kTiledPrefill) {
+      shared_bytes = PrefillTile<T, C, HD>::kSharedBytes;
+      per_sm = resident_blocks_per_sm(kernel, plan.threads, shared_bytes);
+    }
+  }
   if (per_sm == 0) return cudaErrorInvalidConfiguration;  // e.g. too little shared memory
   err = plan_paged_attention_group<T, C, HD>(
       p, static_cast<int64_t>(per_sm) * multiprocessor_count(), &plan);
@@ -255,7 +265,7 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
                         ? dim3(static_cast<unsigned>(items / p.cache.kv_heads),
                                static_cast<unsigned>(p.cache.kv_heads), splits)
                         : dim3(static_cast<unsigned>(items), splits);
-  err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), plan.shared_bytes, stream, args);
+  err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), shared_bytes, stream, args);
   if (err == cudaSuccess && plan.num_splits > 1) {
     err = launch_kernel(merge_partitions_kernel<T, HD>,
                         dim3(static_cast<unsigned>(p.rows * p.num_heads)), dim3(kThreads), 0,
