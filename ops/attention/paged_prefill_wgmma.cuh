@@ -22,7 +22,7 @@ struct WgmmaPrefillTile {
   using Element = T;
   static constexpr int kTokens = 64;
   static constexpr int kStages = 3;
-  static constexpr int kRowPieces = HD / 8;           // 16-byte pieces per row
+  static constexpr int kRowPieces = HD / 8;  // 16-byte pieces per row
   static constexpr int kOperandBytes = kTokens * HD * 2;  // a K or V tile
   static constexpr int kStageBytes = 2 * kOperandBytes;
   static constexpr int kQueryRows = kRows;
