@@ -94,8 +94,8 @@ __device__ __forceinline__ void hold(uint32_t (&a)[4]) {
   for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[i])::"memory");
 }
 
-// The instructions' operand lists: accumulators d[t][e] (the functions below name them d, and
-// their other operands a, b and accumulate), numbered %0 .. %(N / 2 - 1).
+// The instructions' operand lists by accumulator count: accumulators d[t][e] (the functions
+// below name them d, and their other operands a, b and accumulate), numbered %0 .. %(count - 1).
 #define FDOPS_WGMMA_D4(t) "+f"(d[t][0]), "+f"(d[t][1]), "+f"(d[t][2]), "+f"(d[t][3])
 #define FDOPS_WGMMA_D32 \
   FDOPS_WGMMA_D4(0), FDOPS_WGMMA_D4(1), FDOPS_WGMMA_D4(2), FDOPS_WGMMA_D4(3), \
@@ -127,20 +127,29 @@ __device__ __forceinline__ void hold(uint32_t (&a)[4]) {
   "%124, %125, %126, %127"
 
 // d (+)= A B with A and B from shared memory (descriptors %A and %B); %P: accumulate or not.
-#define FDOPS_WGMMA_SS(N, D, R, A, B, P, TYPE)                                         \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                        \
-               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE "\n{" R \
-               "}, " A ", " B ", p, 1, 1, 0, 0;\n}\n"                                 \
-               : D                                                                   \
+// REGS: the accumulators' count (N / 2), which names their operand lists above.
+#define FDOPS_WGMMA_SS(N, REGS, A, B, P, TYPE)                               \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"               \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE \
+               "\n{" FDOPS_WGMMA_R##REGS "}, " A ", " B ", p, 1, 1, 0, 0;\n}\n"  \
+               : FDOPS_WGMMA_D##REGS                                         \
                : "l"(a), "l"(b), "r"(static_cast<uint32_t>(accumulate)))
 // d += A B with A from registers (A: their four %-numbers) and B MN-major from shared memory
 // (descriptor %B).
-#define FDOPS_WGMMA_RS(N, D, R, A, B, P, TYPE)                                         \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"                        \
-               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE "\n{" R \
-               "}, {" A "}, " B ", p, 1, 1, 1;\n}\n"                                  \
-               : D                                                                   \
+#define FDOPS_WGMMA_RS(N, REGS, A, B, P, TYPE)                               \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " P ", 0;\n"               \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TYPE "." TYPE \
+               "\n{" FDOPS_WGMMA_R##REGS "}, {" A "}, " B ", p, 1, 1, 1;\n}\n"   \
+               : FDOPS_WGMMA_D##REGS                                         \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1u))
+
+// INSTRUCTION(args..., TYPE) with TYPE the PTX name of the 16-bit input type M.
+#define FDOPS_WGMMA_TYPED(M, INSTRUCTION, ...)       \
+  if constexpr (std::is_same_v<M, __nv_bfloat16>) { \
+    INSTRUCTION(__VA_ARGS__, "bf16");                 \
+  } else {                                            \
+    INSTRUCTION(__VA_ARGS__, "f16");                  \
+  }
 
 // d (+)= A B, A (64 x 16) and B (16 x N, K-major) from shared memory; `accumulate` false
 // overwrites d.
@@ -149,21 +158,9 @@ __device__ __forceinline__ void mma_ss(float (&d)[N / 8][4], uint64_t a, uint64_
                                        bool accumulate) {
   static_assert(N == 64 || N == 128, "S tiles of 64 or 128 tokens");
   if constexpr (N == 64) {
-    if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_SS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
-                     "%32", "%33", "%34", "bf16");
-    } else {
-      FDOPS_WGMMA_SS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
-                     "%32", "%33", "%34", "f16");
-    }
+    FDOPS_WGMMA_TYPED(M, FDOPS_WGMMA_SS, 64, 32, "%32", "%33", "%34")
   } else {
-    if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_SS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
-                     "%64", "%65", "%66", "bf16");
-    } else {
-      FDOPS_WGMMA_SS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
-                     "%64", "%65", "%66", "f16");
-    }
+    FDOPS_WGMMA_TYPED(M, FDOPS_WGMMA_SS, 128, 64, "%64", "%65", "%66")
   }
 }
 
@@ -174,29 +171,14 @@ __device__ __forceinline__ void mma_rs_mn_major(float (&d)[N / 8][4], const uint
                                                 uint64_t b) {
   static_assert(N == 64 || N == 128 || N == 256, "head dims 64, 128 and 256");
   if constexpr (N == 64) {
-    if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
-                     "%32, %33, %34, %35", "%36", "%37", "bf16");
-    } else {
-      FDOPS_WGMMA_RS(64, FDOPS_WGMMA_D32, FDOPS_WGMMA_R32,
-                     "%32, %33, %34, %35", "%36", "%37", "f16");
-    }
+    FDOPS_WGMMA_TYPED(M, FDOPS_WGMMA_RS, 64, 32,
+                      "%32, %33, %34, %35", "%36", "%37")
   } else if constexpr (N == 128) {
-    if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
-                     "%64, %65, %66, %67", "%68", "%69", "bf16");
-    } else {
-      FDOPS_WGMMA_RS(128, FDOPS_WGMMA_D64, FDOPS_WGMMA_R64,
-                     "%64, %65, %66, %67", "%68", "%69", "f16");
-    }
+    FDOPS_WGMMA_TYPED(M, FDOPS_WGMMA_RS, 128, 64,
+                      "%64, %65, %66, %67", "%68", "%69")
   } else {
-    if constexpr (std::is_same_v<M, __nv_bfloat16>) {
-      FDOPS_WGMMA_RS(256, FDOPS_WGMMA_D128, FDOPS_WGMMA_R128,
-                     "%128, %129, %130, %131", "%132", "%133", "bf16");
-    } else {
-      FDOPS_WGMMA_RS(256, FDOPS_WGMMA_D128, FDOPS_WGMMA_R128,
-                     "%128, %129, %130, %131", "%132", "%133", "f16");
-    }
+    FDOPS_WGMMA_TYPED(M, FDOPS_WGMMA_RS, 256, 128,
+                      "%128, %129, %130, %131", "%132", "%133")
   }
 }
 
@@ -209,6 +191,7 @@ __device__ __forceinline__ void mma_rs_mn_major(float (&d)[N / 8][4], const uint
 #undef FDOPS_WGMMA_R128
 #undef FDOPS_WGMMA_SS
 #undef FDOPS_WGMMA_RS
+#undef FDOPS_WGMMA_TYPED
 
 #endif  // FDOPS_WGMMA
 
