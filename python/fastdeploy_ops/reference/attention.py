@@ -124,8 +124,10 @@ def _sequences(
     value_scale: NDArray | None,
 ) -> Iterator[tuple[int, int, NDArray, NDArray]]:
     """Per sequence with query rows: ``(first, last, exp_scores, v)`` where ``exp_scores``
-    [H, q_len, length] is ``exp(score - row max)`` (0 where masked, float64) and ``v``
-    [H, length, D] the dequantised values (float32)."""
+    [kv_heads, group, q_len, length] is ``exp(score - row max)`` (0 where masked, float64) and
+    ``v`` [kv_heads, 1, length, D] the dequantised values (float32). Query head ``h`` is
+    ``exp_scores[h // group, h % group]``; K and V stay per KV head (matmul broadcasts them over
+    the group), so long contexts cost no copy per query head."""
     query = np.asarray(query, dtype=F32)
     rows, num_heads, head_dim = query.shape
     kv_heads, block_size = key_cache.shape[1], key_cache.shape[2]
@@ -142,17 +144,24 @@ def _sequences(
         length = int(seq_lens[b])
         positions = np.arange(length)
         blocks = block_tables[b, positions // block_size]
-        # [length, kv_heads, D] -> [H, length, D], dequantised.
-        k = key_cache[blocks, :, positions % block_size] * k_scale[None, :, None]
-        v = value_cache[blocks, :, positions % block_size] * v_scale[None, :, None]
-        k = np.repeat(k.transpose(1, 0, 2), group, axis=0).astype(F32)
-        v = np.repeat(v.transpose(1, 0, 2), group, axis=0).astype(F32)
-        q = query[first:last].transpose(1, 0, 2)  # [H, q_len, D]
-        scores = np.matmul(q, k.transpose(0, 2, 1)) * scale  # [H, q_len, length]
+        # [length, kv_heads, D] -> [kv_heads, 1, length, D], dequantised.
+        k = (key_cache[blocks, :, positions % block_size] * k_scale[None, :, None]).astype(F32)
+        v = (value_cache[blocks, :, positions % block_size] * v_scale[None, :, None]).astype(F32)
+        k = k.transpose(1, 0, 2)[:, None]
+        v = v.transpose(1, 0, 2)[:, None]
+        # [q_len, H, D] -> [kv_heads, group, q_len, D]
+        q = query[first:last].transpose(1, 0, 2).reshape(kv_heads, group, last - first, head_dim)
+        scores = np.matmul(q, k.transpose(0, 1, 3, 2)) * scale  # [kv_heads, group, q_len, length]
         query_positions = length - (last - first) + np.arange(last - first)
-        scores[:, positions[None, :] > query_positions[:, None]] = -np.inf
+        scores[:, :, positions[None, :] > query_positions[:, None]] = -np.inf
         scores = scores.astype(np.float64)
         yield first, last, np.exp(scores - scores.max(axis=-1, keepdims=True)), v
+
+
+def _rows(per_head: NDArray) -> NDArray:
+    """[kv_heads, group, q_len, D] -> [q_len, H, D]."""
+    kv_heads, group, q_len, head_dim = per_head.shape
+    return per_head.reshape(kv_heads * group, q_len, head_dim).transpose(1, 0, 2)
 
 
 def paged_attention(
@@ -179,7 +188,7 @@ def paged_attention(
     for first, last, e, v in _sequences(query, key_cache, value_cache, block_tables, seq_lens,
                                         cu_seqlens_q, softmax_scale, key_scale, value_scale):
         weights = e / e.sum(axis=-1, keepdims=True)
-        out[first:last] = np.matmul(weights, v).transpose(1, 0, 2)
+        out[first:last] = _rows(np.matmul(weights, v.astype(np.float64)))
     return out
 
 
@@ -224,13 +233,14 @@ def paged_attention_spread(
         total = e.sum(axis=-1, keepdims=True)
         weights = e / total
         v = v.astype(np.float64)
+        magnitude, square = np.abs(v), v**2
         mask = (e > 0).astype(np.float64)  # the tokens each row attends to
         values = (
-            np.matmul(weights, np.abs(v)),
-            np.sqrt(np.matmul(weights**2, v**2)),
-            np.matmul(mask, np.abs(v)) / total,
-            np.sqrt(np.matmul(mask, v**2)) / total,
+            np.matmul(weights, magnitude),
+            np.sqrt(np.matmul(weights**2, square)),
+            np.matmul(mask, magnitude) / total,
+            np.sqrt(np.matmul(mask, square)) / total,
         )
         for term, value in zip(terms, values):
-            term[first:last] = value.transpose(1, 0, 2)
+            term[first:last] = _rows(value)
     return AttentionSpread(*terms)
