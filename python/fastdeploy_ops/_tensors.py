@@ -15,6 +15,7 @@ to :func:`run_kernel`; every other framework calls :func:`run_kernel` directly.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import sys
 from collections.abc import Callable, Sequence
@@ -60,8 +61,7 @@ class Framework:
 
 
 def _torch_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
-    torch = sys.modules["torch"]
-    return torch.empty(shape, dtype=getattr(torch, dtype), device=like.device)
+    return like.new_empty(shape, dtype=getattr(sys.modules["torch"], dtype))
 
 
 def _own(inputs: Sequence[Tensor], root: str) -> Tensor | None:
@@ -74,13 +74,17 @@ def _torch_stream(inputs: Sequence[Tensor]) -> int:
     like = _own(inputs, "torch")
     if like is None or not like.is_cuda:
         return 0
-    torch = sys.modules["torch"]
+    return _torch_raw_stream(sys.modules["torch"], like.get_device())
+
+
+def _torch_raw_stream(torch: Any, device: int) -> int:
+    """The current stream of CUDA device ``device`` as an int ``cudaStream_t``."""
     # The raw-stream getter is what torch's own generated code calls: a tenth of the cost of
     # torch.cuda.current_stream(device).cuda_stream, which builds a Stream object.
     raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
     if raw_stream is not None:
-        return int(raw_stream(like.get_device()))
-    return int(torch.cuda.current_stream(like.device).cuda_stream)
+        return int(raw_stream(device))
+    return int(torch.cuda.current_stream(device).cuda_stream)
 
 
 def _torch_export(value: Any) -> Any:
@@ -98,16 +102,25 @@ def _torch_export(value: Any) -> Any:
 
 def _cupy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
     cupy = sys.modules["cupy"]
-    with like.device:
-        return cupy.empty(shape, dtype=dtype)
+    return _on_cupy_device(like, lambda: cupy.empty(shape, dtype=dtype))
 
 
 def _cupy_stream(inputs: Sequence[Tensor]) -> int:
     like = _own(inputs, "cupy")
     if like is None:
         return 0
-    with like.device:
-        return int(sys.modules["cupy"].cuda.get_current_stream().ptr)
+    cuda = sys.modules["cupy"].cuda
+    return int(_on_cupy_device(like, lambda: cuda.get_current_stream().ptr))
+
+
+def _on_cupy_device(like: Tensor, make: Callable[[], Any]) -> Any:
+    """``make()`` with ``like``'s device current; switching devices only when it is not (entering
+    ``with like.device`` costs a microsecond even when nothing switches)."""
+    device = like.device
+    if device.id == sys.modules["cupy"].cuda.runtime.getDevice():
+        return make()
+    with device:
+        return make()
 
 
 def _paddle_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
@@ -169,7 +182,18 @@ def framework_of(op: str, arg: str, tensor: Tensor) -> Framework:
 
 def dtype_name(tensor: Tensor) -> str:
     """The dtype's short name (``"bfloat16"`` for ``torch.bfloat16``, ``paddle.bfloat16``...)."""
-    return str(tensor.dtype).rpartition(".")[2]
+    dtype = tensor.dtype
+    if type(dtype).__module__.startswith("numpy"):  # CuPy's, JAX's and numpy's dtypes
+        return _numpy_dtype_name(dtype)
+    return str(dtype).rpartition(".")[2]
+
+
+@functools.cache
+def _numpy_dtype_name(dtype: Any) -> str:
+    # str() of a numpy dtype costs microseconds, and ops ask for several arguments' dtypes per
+    # call. (torch's dtypes stay out of the cache: torch.compile cannot trace a dict of numpy
+    # dtypes.)
+    return str(dtype)
 
 
 def float8_bytes(tensor: Tensor) -> Tensor:
@@ -228,13 +252,17 @@ def unsigned64_bits(op: str, arg: str, value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+# Argument types the torch operators take besides tensors (their schemas' bool, int, float, str).
+_PLAIN_TYPES = frozenset((bool, int, float, str, type(None)))
+
+
 def _torch_operands(args: Sequence[Any]) -> bool:
     """Whether every argument is a torch tensor or a plain value (the operator's schema).
 
     A tensor of another framework, or a numpy array, among torch tensors goes to the binding
     directly, which names the argument in its error (a torch schema error would not)."""
     tensor = sys.modules["torch"].Tensor
-    return all(isinstance(a, (tensor, int, float, str)) or a is None for a in args)
+    return all(type(a) in _PLAIN_TYPES or isinstance(a, tensor) for a in args)
 
 
 def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
@@ -243,7 +271,7 @@ def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
     torch tensors are passed to the kernel's ``torch.ops.fastdeploy_ops`` operator, so that
     ``torch.compile`` sees an operator with a schema instead of a call it cannot trace.
     """
-    if framework.name == "torch" and _torch_operands(args):
+    if framework is TORCH and _torch_operands(args):
         _torch_library.call(kernel, args)
     else:
         run_kernel(framework, kernel, args)
@@ -258,6 +286,32 @@ def run_kernel(framework: Framework, kernel: Kernel, args: Sequence[Any]) -> Non
     function(*args, stream)
     if framework.synchronous:
         _device.synchronize()
+
+
+def torch_operator_implementation(kernel: Kernel,
+                                  tensor_positions: Sequence[int]) -> Callable[..., None]:
+    """What ``kernel``'s torch operator runs: :func:`run_kernel` for torch tensors, shortened.
+
+    The operator's schema says where its tensors are (``tensor_positions``, the first one a
+    required tensor, whose device gives the stream), so nothing else is inspected: this is the
+    eager call path of every torch call, and each check skipped here is host time saved on it.
+    """
+    torch = sys.modules["torch"]
+    to_dlpack = torch._C._to_dlpack
+    first = tensor_positions[0]
+
+    def run(*args: Any) -> None:
+        function = get_op(kernel.family, kernel.op, kernel.group)
+        device = args[first].get_device()
+        exported = list(args)
+        for i in tensor_positions:
+            value = exported[i]
+            # Tensors that require grad stay tensors: the binding refuses them (see _torch_export).
+            if value is not None and not value.requires_grad:
+                exported[i] = to_dlpack(value)
+        function(*exported, _torch_raw_stream(torch, device) if device >= 0 else 0)
+
+    return run
 
 
 TORCH = _FRAMEWORKS["torch"]

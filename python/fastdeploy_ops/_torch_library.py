@@ -15,15 +15,15 @@ imported, or by :func:`register`; this module imports torch only then.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 NAMESPACE = "fastdeploy_ops"
 
 _library: Any = None  # the torch.library.Library that owns the operators, once registered
+_operators: dict[Any, Any] = {}  # Kernel -> its operator's OpOverload
 
 
 def registered() -> bool:
@@ -38,7 +38,7 @@ def register() -> None:
         return
     torch = importlib.import_module("torch")
     from . import _family_modules  # noqa: PLC0415 (the package imports this module)
-    from ._tensors import TORCH, run_kernel  # noqa: PLC0415 (it imports this module)
+    from ._tensors import torch_operator_implementation  # noqa: PLC0415 (it imports this module)
 
     library = torch.library.Library(NAMESPACE, "FRAGMENT")
     for name in _family_modules():
@@ -46,20 +46,31 @@ def register() -> None:
         for kernel, schema in module.TORCH_SCHEMAS.items():
             qualname = f"{NAMESPACE}::{kernel.torch_name}"
             library.define(kernel.torch_name + schema)
-            implementation = functools.partial(_run, run_kernel, TORCH, kernel)
+            operator = getattr(getattr(torch.ops, NAMESPACE), kernel.torch_name).default
+            implementation = torch_operator_implementation(kernel, _tensor_positions(operator))
             for key in ("CUDA", "CPU"):
                 library.impl(kernel.torch_name, implementation, key)
             torch.library.register_fake(qualname, _no_outputs, lib=library)
+            _operators[kernel] = operator
     _library = library
 
 
 def call(kernel: Any, args: Sequence[Any]) -> None:
-    """``torch.ops.fastdeploy_ops.<kernel's operator>(*args)``."""
-    getattr(getattr(sys.modules["torch"].ops, NAMESPACE), kernel.torch_name)(*args)
+    """``torch.ops.fastdeploy_ops.<kernel's operator>.default(*args)``."""
+    _operators[kernel](*args)
 
 
-def _run(run_kernel: Callable[..., None], framework: Any, kernel: Any, *args: Any) -> None:
-    run_kernel(framework, kernel, args)
+def _tensor_positions(operator: Any) -> tuple[int, ...]:
+    """The positions of the operator's tensor arguments; the first must be a required tensor
+    (its device says which stream the kernel runs on)."""
+    torch = sys.modules["torch"]
+    arguments = operator._schema.arguments
+    positions = tuple(i for i, argument in enumerate(arguments)
+                      if argument.type.isSubtypeOf(torch._C.OptionalType.ofTensor()))
+    if not positions or arguments[positions[0]].type != torch._C.TensorType.get():
+        raise TypeError(f"{operator}: the schema's first tensor argument must be a required "
+                        f"Tensor, got {operator._schema}")
+    return positions
 
 
 def _no_outputs(*args: Any) -> None:

@@ -126,6 +126,33 @@ def test_seeds_reach_the_operator_as_their_64_bits(monkeypatch: pytest.MonkeyPat
     assert seen["args"][5:7] == (-1, -(2**63))
 
 
+def test_the_operator_hands_the_binding_capsules_and_the_stream(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operators' implementation (the eager path of every torch call) passes each tensor as
+    a DLPack capsule and the plain arguments as they are, then the stream (0 for CPU tensors);
+    a tensor that requires grad stays a tensor, for the binding to refuse."""
+    seen: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(_tensors, "get_op", lambda *a, **k: lambda *args: seen.append(args))
+    logits, bias = torch.zeros(2, 16), torch.zeros(16)
+    outputs = (torch.zeros(2, 16), torch.zeros(2, 2), torch.zeros(2, 2, dtype=I64))
+    OPS.grouped_topk(logits, bias, *outputs, 2, 1, 2, True, 1.0)
+    OPS.gelu_tanh(torch.zeros(3, requires_grad=True), torch.zeros(3))
+    kinds = [type(a).__name__ for a in seen[0]]
+    assert kinds == ["PyCapsule"] * 5 + ["int", "int", "int", "bool", "float", "int"]
+    assert seen[0][5:] == (2, 1, 2, True, 1.0, 0)
+    assert isinstance(seen[1][0], torch.Tensor) and type(seen[1][1]).__name__ == "PyCapsule"
+
+
+def test_dtype_names_are_the_short_names_every_time() -> None:
+    import numpy as np  # noqa: PLC0415
+
+    for _ in range(2):  # the second time from the cache
+        assert _tensors.dtype_name(torch.zeros(1, dtype=torch.bfloat16)) == "bfloat16"
+        assert _tensors.dtype_name(torch.zeros(1, dtype=I64)) == "int64"
+        assert _tensors.dtype_name(np.zeros(1, np.float16)) == "float16"
+        assert _tensors.dtype_name(np.zeros(1, np.uint8)) == "uint8"
+
+
 def test_numpy_among_torch_tensors_gets_the_binding_error() -> None:
     import numpy as np  # noqa: PLC0415
 
