@@ -26,7 +26,8 @@ from .testing import gpu_skip_reason
 
 __all__ = ["DEFAULT_HANG_TIMEOUT", "main"]
 
-# Seconds a test may run before it counts as hung; the slowest tests take a few seconds.
+# Seconds a test may run before it counts as hung; the slowest tests (long-context attention
+# with float64 references) take about a minute.
 DEFAULT_HANG_TIMEOUT = 300
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

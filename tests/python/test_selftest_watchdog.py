@@ -60,3 +60,46 @@ def test_selftest_without_hangs_needs_no_timeout_argument(tmp_path: Path) -> Non
     result = _run(["-m", "fastdeploy_ops.selftest", "-k", "quick", str(tests)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed, 0 skipped, 0 failed" in result.stdout
+
+
+def test_a_timeout_mark_brings_the_deadline_forward(tmp_path: Path) -> None:
+    """Under pytest-timeout's limit (here its mark) the watchdog stops the test 2 s earlier, so
+    the test is named instead of lost with its process."""
+    marked = HANGING_TESTS.replace("import time\n", "import time\nimport pytest\n").replace(
+        "def test_hangs", "@pytest.mark.timeout(4)\ndef test_hangs")
+    (tmp_path / "test_sleepy.py").write_text(marked)
+    result = _run(["-m", "pytest", "-p", "no:cacheprovider", "-p",
+                   "fastdeploy_ops.testing.watchdog", "--hang-timeout", "60", "test_sleepy.py"],
+                  tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "HANG: test_sleepy.py::test_hangs did not finish within 2 s" in result.stderr
+
+
+def test_the_limit_is_the_shorter_of_both() -> None:
+    from fastdeploy_ops.testing.watchdog import Watchdog  # noqa: PLC0415
+
+    class Config:
+        def __init__(self, timeout: float | None) -> None:
+            self.timeout = timeout
+
+        def getoption(self, name: str, default: object = None) -> object:
+            return self.timeout if name == "timeout" else default
+
+    class Item:
+        def __init__(self, mark: float | None) -> None:
+            self.mark = mark
+
+        def get_closest_marker(self, name: str) -> object:
+            if self.mark is None or name != "timeout":
+                return None
+            return type("Mark", (), {"args": (self.mark,), "kwargs": {}})()
+
+    def limit(hang: float, option: float | None, mark: float | None) -> float:
+        return Watchdog(hang, Config(option)).limit(Item(mark))
+
+    assert limit(300, None, None) == 300  # no pytest-timeout
+    assert limit(300, 60, None) == 58  # --timeout 60
+    assert limit(300, 60, 300) == 298  # a mark overrides --timeout
+    assert limit(30, 60, None) == 30  # --hang-timeout shorter
+    assert limit(300, 0, None) == 300  # --timeout 0: none
+    assert limit(300, 3, None) == 1.5  # never less than half of it
