@@ -33,12 +33,18 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=100, check=False)
 
 
-def test_plugin_names_the_hung_test_and_stops(tmp_path: Path) -> None:
-    (tmp_path / "test_sleepy.py").write_text(HANGING_TESTS)
+def _run_plugin(tmp_path: Path, tests: str, hang_timeout: str) -> subprocess.CompletedProcess:
+    """pytest with the watchdog on ``tests`` (a module's source); it must stop with exit code 1."""
+    (tmp_path / "test_sleepy.py").write_text(tests)
     result = _run(["-m", "pytest", "-p", "no:cacheprovider", "-p",
-                   "fastdeploy_ops.testing.watchdog", "--hang-timeout", "2", "test_sleepy.py"],
-                  tmp_path)
+                   "fastdeploy_ops.testing.watchdog", "--hang-timeout", hang_timeout,
+                   "test_sleepy.py"], tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
+    return result
+
+
+def test_plugin_names_the_hung_test_and_stops(tmp_path: Path) -> None:
+    result = _run_plugin(tmp_path, HANGING_TESTS, "2")
     assert "HANG: test_sleepy.py::test_hangs did not finish within 2 s" in result.stderr
     assert 'test_sleepy.py", line 8 in test_hangs' in result.stderr  # the hung thread's stack
 
@@ -67,11 +73,7 @@ def test_a_timeout_mark_brings_the_deadline_forward(tmp_path: Path) -> None:
     the test is named instead of lost with its process."""
     marked = HANGING_TESTS.replace("import time\n", "import time\nimport pytest\n").replace(
         "def test_hangs", "@pytest.mark.timeout(4)\ndef test_hangs")
-    (tmp_path / "test_sleepy.py").write_text(marked)
-    result = _run(["-m", "pytest", "-p", "no:cacheprovider", "-p",
-                   "fastdeploy_ops.testing.watchdog", "--hang-timeout", "60", "test_sleepy.py"],
-                  tmp_path)
-    assert result.returncode == 1, result.stdout + result.stderr
+    result = _run_plugin(tmp_path, marked, "60")
     assert "HANG: test_sleepy.py::test_hangs did not finish within 2 s" in result.stderr
 
 
