@@ -76,6 +76,7 @@ enum class AttentionKernel : int32_t {
   kTensorCore = 1,
   kCudaCore = 2,
   kTiledPrefill = 3,
+  kTiledPrefillWgmma = 4,  // the same work, warp-specialised on wgmma (SM 9.0, 16-bit caches)
 };
 
 // How one launch divides the work. A pure function of the shapes and of how many blocks the

@@ -266,6 +266,8 @@ class PagedAttentionBindings {
     nb::dict result;
     result["kernel"] = err != cudaSuccess                                 ? "none"
                        : plan.kernel == AttentionKernel::kTiledPrefill ? "tiled_prefill"
+                       : plan.kernel == AttentionKernel::kTiledPrefillWgmma
+                           ? "tiled_prefill_wgmma"
                        : plan.kernel == AttentionKernel::kTensorCore   ? "tensor_core"
                                                                        : "cuda_core";
     result["head_tile"] = plan.head_tile;

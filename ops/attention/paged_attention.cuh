@@ -19,6 +19,7 @@
 #include "ops/attention/paged_attention_mma.cuh"
 #include "ops/attention/paged_attention_simt.cuh"
 #include "ops/attention/paged_prefill_mma.cuh"
+#include "ops/attention/paged_prefill_wgmma.cuh"
 #include "ops/attention/workspace.h"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
@@ -111,16 +112,22 @@ inline constexpr int kPartitionQuantum = kWarps * kChunkTokens;
 // 0.38 ms; 4 tokens each, per token 0.58 ms, tiled 0.38 ms.
 inline constexpr int64_t kTiledPrefillMinChunk = 4;
 
+inline bool is_tiled_prefill(AttentionKernel kernel) {
+  return kernel == AttentionKernel::kTiledPrefill || kernel == AttentionKernel::kTiledPrefillWgmma;
+}
+
 // Which kernel serves a call, and with how many query heads per block. Prefills of chunks
-// long enough: the tiled kernel (every head dim and group). Otherwise per query token: tensor
-// cores from 3 query heads per KV head at head dims up to 128 (a tile of 16 rows; rows past the
-// group cost only MMA slots, which are not the bound); CUDA cores for 1 and 2 heads, and at
-// head dim 256, whose 16-row fp32 accumulators would not fit a warp's registers next to the
-// pipeline, with the group rounded up to a tile of 1, 2, 4 or 8 heads.
-inline void choose_kernel(const AttentionParams& p, AttentionPlan* plan) {
+// long enough: the tiled kernel (every head dim and group), warp-specialised on wgmma where
+// `wgmma_prefill` (the group has those tiles and the GPU is an SM 9.0 one). Otherwise per query
+// token: tensor cores from 3 query heads per KV head at head dims up to 128 (a tile of 16 rows;
+// rows past the group cost only MMA slots, which are not the bound); CUDA cores for 1 and 2
+// heads, and at head dim 256, whose 16-row fp32 accumulators would not fit a warp's registers
+// next to the pipeline, with the group rounded up to a tile of 1, 2, 4 or 8 heads.
+inline void choose_kernel(const AttentionParams& p, bool wgmma_prefill, AttentionPlan* plan) {
   const int group_size = p.num_heads / p.cache.kv_heads;
   if (p.cu_seqlens_q != nullptr && p.rows >= kTiledPrefillMinChunk * p.batch) {
-    plan->kernel = AttentionKernel::kTiledPrefill;
+    plan->kernel =
+        wgmma_prefill ? AttentionKernel::kTiledPrefillWgmma : AttentionKernel::kTiledPrefill;
     plan->head_tile = group_size;
   } else if (p.cache.head_dim <= 128 && group_size >= 3) {
     plan->kernel = AttentionKernel::kTensorCore;
@@ -130,13 +137,14 @@ inline void choose_kernel(const AttentionParams& p, AttentionPlan* plan) {
     plan->head_tile = group_size <= 1 ? 1 : group_size <= 2 ? 2 : group_size <= 4 ? 4 : 8;
   }
   plan->head_tiles = (group_size + plan->head_tile - 1) / plan->head_tile;
-  plan->threads =
-      plan->kernel == AttentionKernel::kTiledPrefill ? kPrefillThreads : kThreads;
+  plan->threads = plan->kernel == AttentionKernel::kTiledPrefillWgmma ? kWgmmaPrefillThreads
+                  : plan->kernel == AttentionKernel::kTiledPrefill    ? kPrefillThreads
+                                                                      : kThreads;
 }
 
 // Work items (blocks without a split) of the plan's kernel.
 inline int64_t plan_items(const AttentionParams& p, const AttentionPlan& plan) {
-  if (plan.kernel == AttentionKernel::kTiledPrefill) {
+  if (is_tiled_prefill(plan.kernel)) {
     return prefill_tiles(p.rows, p.batch, p.num_heads / p.cache.kv_heads) * p.cache.kv_heads;
   }
   return p.rows * p.cache.kv_heads * plan.head_tiles;
@@ -179,6 +187,12 @@ const void* attention_kernel(const AttentionPlan& plan) {
   if (plan.kernel == AttentionKernel::kTiledPrefill) {
     return reinterpret_cast<const void*>(paged_prefill_mma_kernel<T, C, HD>);
   }
+  if (plan.kernel == AttentionKernel::kTiledPrefillWgmma) {
+    if constexpr (kWgmmaPrefill<C, HD>) {
+      return reinterpret_cast<const void*>(paged_prefill_wgmma_kernel<T, C, HD>);
+    }
+    return nullptr;
+  }
   if (plan.kernel == AttentionKernel::kTensorCore) {
     if constexpr (HD <= 128) {
       if (plan.head_tile == kMmaRows) {
@@ -203,19 +217,23 @@ const void* attention_kernel(const AttentionPlan& plan) {
   return nullptr;
 }
 
+// The plan on a GPU where the group's wgmma prefill tiles run (`wgmma_prefill`) or not.
 template <typename T, CacheType C, int HD>
-cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t resident_blocks,
-                                       AttentionPlan* plan) {
+cudaError_t plan_group(const AttentionParams& p, int64_t resident_blocks, bool wgmma_prefill,
+                       AttentionPlan* plan) {
   *plan = AttentionPlan{};
-  choose_kernel(p, plan);
-  const bool tiled = plan->kernel == AttentionKernel::kTiledPrefill;
-  if (tiled) {
-    plan->shared_bytes = prefill_shared_bytes<T, C, HD>();
+  choose_kernel(p, wgmma_prefill && kWgmmaPrefill<C, HD>, plan);
+  int64_t quantum = kPartitionQuantum;
+  if (plan->kernel == AttentionKernel::kTiledPrefillWgmma) {
+    plan->shared_bytes = WgmmaTile<T, HD>::kSharedBytes;
+    quantum = WgmmaTile<T, HD>::kTokens;
+  } else if (plan->kernel == AttentionKernel::kTiledPrefill) {
+    plan->shared_bytes = PrefillTile<T, C, HD>::kSharedBytes;
+    quantum = PrefillTile<T, C, HD>::kTokens;
   } else if (plan->kernel == AttentionKernel::kTensorCore) {
     plan->shared_bytes = MmaTile<T, C, HD>::kSharedBytes;
   }
-  plan_split(p, resident_blocks, tiled ? prefill_tile_tokens<T, C, HD>() : kPartitionQuantum,
-             plan);
+  plan_split(p, resident_blocks, quantum, plan);
   const int64_t items = plan->blocks / plan->num_splits;
   if (attention_kernel<T, C, HD>(*plan) == nullptr || items > INT32_MAX ||
       p.rows * p.num_heads > INT32_MAX) {
@@ -225,26 +243,25 @@ cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t residen
   return cudaSuccess;
 }
 
+// The plan on a GPU of the module's SM (for the sm90 module, an SM 9.0 one).
+template <typename T, CacheType C, int HD>
+cudaError_t plan_paged_attention_group(const AttentionParams& p, int64_t resident_blocks,
+                                       AttentionPlan* plan) {
+  return plan_group<T, C, HD>(p, resident_blocks, true, plan);
+}
+
 template <typename T, CacheType C, int HD>
 cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t stream) {
+  // The sm90 module's wgmma kernels exist only in its sm_90a code; newer GPUs run its PTX.
+  const bool wgmma_prefill = kWgmmaPrefill<C, HD> && compute_capability() == 90;
   AttentionPlan plan;
-  cudaError_t err = plan_paged_attention_group<T, C, HD>(p, 0, &plan);
+  cudaError_t err = plan_group<T, C, HD>(p, 0, wgmma_prefill, &plan);
   if (err != cudaSuccess) return err;
   const void* kernel = attention_kernel<T, C, HD>(plan);
-  size_t shared_bytes = plan.shared_bytes;
-  int per_sm = resident_blocks_per_sm(kernel, plan.threads, shared_bytes);
-  if constexpr (kWgmmaPrefill<C, HD>) {
-    // The sm90 module's wgmma tiles run only on SM 9.0 GPUs, which all have room for them. A
-    // GPU without that room (SM120: 99 KB per block) runs the module's PTX, whose tiles are the
-    // mma.sync ones: it gets their size.
-    if (per_sm == 0 && plan.kernel == AttentionKernel::kTiledPrefill) {
-      shared_bytes = PrefillTile<T, C, HD>::kSharedBytes;
-      per_sm = resident_blocks_per_sm(kernel, plan.threads, shared_bytes);
-    }
-  }
+  const int per_sm = resident_blocks_per_sm(kernel, plan.threads, plan.shared_bytes);
   if (per_sm == 0) return cudaErrorInvalidConfiguration;  // e.g. too little shared memory
-  err = plan_paged_attention_group<T, C, HD>(
-      p, static_cast<int64_t>(per_sm) * multiprocessor_count(), &plan);
+  err = plan_group<T, C, HD>(p, static_cast<int64_t>(per_sm) * multiprocessor_count(),
+                             wgmma_prefill, &plan);
   if (err != cudaSuccess) return err;
 
   SplitPlan split = {plan.head_tiles, plan.num_splits, plan.partition_tokens,
@@ -261,11 +278,11 @@ cudaError_t launch_paged_attention_group(const AttentionParams& p, cudaStream_t 
   void* args[] = {&params, &split};
   const int64_t items = plan.blocks / plan.num_splits;
   const auto splits = static_cast<unsigned>(plan.num_splits);
-  const dim3 grid = plan.kernel == AttentionKernel::kTiledPrefill
+  const dim3 grid = is_tiled_prefill(plan.kernel)
                         ? dim3(static_cast<unsigned>(items / p.cache.kv_heads),
                                static_cast<unsigned>(p.cache.kv_heads), splits)
                         : dim3(static_cast<unsigned>(items), splits);
-  err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), shared_bytes, stream, args);
+  err = launch_kernel_untyped(kernel, grid, dim3(plan.threads), plan.shared_bytes, stream, args);
   if (err == cudaSuccess && plan.num_splits > 1) {
     err = launch_kernel(merge_partitions_kernel<T, HD>,
                         dim3(static_cast<unsigned>(p.rows * p.num_heads)), dim3(kThreads), 0,

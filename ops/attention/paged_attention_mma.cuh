@@ -332,14 +332,14 @@ __device__ __forceinline__ void accumulate_values(const uint8_t* v_rows,
   }
 }
 
-// One online-softmax step of a thread's two rows (r = 0: row c, r = 1: row c + 8) over kN
-// n-tiles of scores, already in the exp2 domain with -inf where masked: `s` becomes the
-// unnormalised weights exp2(s - max), and the running max, the thread's share of the sum and
-// the outputs are rescaled to the new max. A row whose scores were all -inf so far keeps the
-// max -inf and weights 0.
-template <int kN, int kDimTiles>
-__device__ __forceinline__ void online_softmax(float (&s)[kN][4], float (&row_max)[2],
-                                               float (&row_sum)[2], float (&out)[kDimTiles][4]) {
+// The weights of one online-softmax step of a thread's two rows (r = 0: row c, r = 1: row
+// c + 8) over kN n-tiles of scores, already in the exp2 domain with -inf where masked: `s`
+// becomes the unnormalised weights exp2(s - max), the running max and the thread's share of
+// the sum move to the new max, and correction[r] is the factor that moves the row's earlier
+// outputs there. A row whose scores were all -inf so far keeps the max -inf and weights 0.
+template <int kN>
+__device__ __forceinline__ void softmax_weights(float (&s)[kN][4], float (&row_max)[2],
+                                                float (&row_sum)[2], float (&correction)[2]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float m = -INFINITY;
@@ -349,7 +349,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[kN][4], float (&row_ma
     m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
     const float new_max = fmaxf(row_max[r], m);
     const float base = new_max == -INFINITY ? 0.0f : new_max;
-    const float correction = exp2f(row_max[r] - base);
+    correction[r] = exp2f(row_max[r] - base);
     row_max[r] = new_max;
     float sum = 0.0f;
 #pragma unroll
@@ -358,13 +358,27 @@ __device__ __forceinline__ void online_softmax(float (&s)[kN][4], float (&row_ma
       s[t][2 * r + 1] = exp2f(s[t][2 * r + 1] - base);
       sum += s[t][2 * r] + s[t][2 * r + 1];
     }
-    row_sum[r] = row_sum[r] * correction + sum;
-#pragma unroll
-    for (int j = 0; j < kDimTiles; ++j) {
-      out[j][2 * r] *= correction;
-      out[j][2 * r + 1] *= correction;
-    }
+    row_sum[r] = row_sum[r] * correction[r] + sum;
   }
+}
+
+template <int kDimTiles>
+__device__ __forceinline__ void rescale_rows(float (&out)[kDimTiles][4],
+                                             const float (&correction)[2]) {
+#pragma unroll
+  for (int j = 0; j < kDimTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) out[j][e] *= correction[e / 2];
+  }
+}
+
+// One whole online-softmax step: the weights, then the outputs moved to the new max.
+template <int kN, int kDimTiles>
+__device__ __forceinline__ void online_softmax(float (&s)[kN][4], float (&row_max)[2],
+                                               float (&row_sum)[2], float (&out)[kDimTiles][4]) {
+  float correction[2];
+  softmax_weights(s, row_max, row_sum, correction);
+  rescale_rows(out, correction);
 }
 
 // P's A fragment for the 16 tokens of n-tiles t and t + 1 of the weights: tokens 2q, 2q + 1

@@ -107,6 +107,23 @@ inline int multiprocessor_count() {
   return sms > 0 ? sms : 1;
 }
 
+struct ComputeCapabilitySite {};
+
+// The current device's compute capability as 10 * major + minor (90 for SM 9.0), 0 if it
+// cannot be queried.
+inline int compute_capability() {
+  const int value = once_per_device<ComputeCapabilitySite>([](int device) {
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return 10 * major + minor;
+  });
+  return value > 0 ? value : 0;
+}
+
 template <auto Kernel>
 struct ResidentBlocksSite {};
 template <auto Kernel>

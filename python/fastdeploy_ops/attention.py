@@ -263,12 +263,14 @@ class AttentionPlan:
     heads sharing it x one partition of ``partition_tokens`` of the row's context.
     ``"tiled_prefill"`` (prefills averaging four tokens or more per sequence): a block computes
     128 (token, head) rows of one sequence's chunk, ``head_tile`` being the whole group, x one KV
-    head x one partition, over ``floor(T * group / 128) + batch`` tiles per KV head. With
+    head x one partition, over ``floor(T * group / 128) + batch`` tiles per KV head;
+    ``"tiled_prefill_wgmma"`` is the same work on Hopper's warpgroup MMA (the sm90 module on an
+    SM 9.0 GPU, 16-bit caches, head dims 64 and 128: 384 threads, of which 128 copy). With
     ``num_splits > 1`` a second kernel merges the partitions from a ``workspace_bytes`` scratch
     buffer.
     """
 
-    kernel: str  # "tiled_prefill", "tensor_core" or "cuda_core"
+    kernel: str  # "tiled_prefill", "tiled_prefill_wgmma", "tensor_core" or "cuda_core"
     head_tile: int
     head_tiles: int
     num_splits: int

@@ -405,6 +405,30 @@ def test_tiled_prefill_long(tensor_lib: TensorLib, shape: tuple, cache: str) -> 
 
 
 @requires_op("paged_prefill_attention")
+@pytest.mark.parametrize("cache", CACHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
+def test_tiled_prefill_kernel_of_the_loaded_module(head_dim: int, dtype: str,
+                                                   cache: str) -> None:
+    """The loaded module's plan for prefill chunks at every group size: the sm90 module's
+    warp-specialised wgmma kernel for 16-bit caches at head dims 64 and 128 (384 threads,
+    within the 227 KB of shared memory an SM 9.0 block may have), the mma.sync kernel
+    otherwise (256 threads), each with its partition quantum (128 and 64 or 32 tokens)."""
+    wgmma = selection().sm == 90 and cache == "c16" and head_dim <= 128
+    for kv_heads in (1, 8):
+        for group in range(1, 129 // kv_heads):
+            p = attention.paged_attention_plan(
+                group * kv_heads, kv_heads, head_dim, batch=2, block_size=16,
+                max_blocks_per_seq=2048, dtype=dtype, cache=cache, query_tokens=600,
+                resident_blocks=132)
+            want = ("tiled_prefill_wgmma", 384) if wgmma else ("tiled_prefill", 256)
+            assert (p.kernel, p.threads, p.head_tile) == (*want, group), (group, p)
+            assert p.shared_bytes <= 227 * 1024
+            quantum = 128 if wgmma else 64 if head_dim <= 128 else 32
+            assert p.num_splits == 1 or p.partition_tokens % quantum == 0, p
+
+
+@requires_op("paged_prefill_attention")
 def test_tiled_prefill_split_matches_unsplit(tensor_lib: TensorLib) -> None:
     """max_seq_len changes only the split: a launch split over partitions (the hint) and an
     unsplit one (a hint below the real length, unchecked) of the same call both meet the
@@ -415,7 +439,7 @@ def test_tiled_prefill_split_matches_unsplit(tensor_lib: TensorLib) -> None:
                                           max_blocks_per_seq=5040 // 16 + 1,
                                           query_tokens=40, max_seq_len=5040,
                                           resident_blocks=264)
-    assert plan.kernel == "tiled_prefill" and plan.num_splits > 1
+    assert plan.kernel.startswith("tiled_prefill") and plan.num_splits > 1
     _prefill_case(tensor_lib, max_seq_len=5040, **kwargs)
     # Too small (unchecked): still the whole context.
     _prefill_case(tensor_lib, max_seq_len=100, check_metadata=False, **kwargs)
