@@ -57,19 +57,25 @@ struct PrefillTile {
 // Copies the K and V rows of tokens first .. first + Tile::kTokens - 1 into a stage at shared
 // address `stage`, split over kCopyThreads threads (`thread`: this one's index among them);
 // rows from `end` on are zeros. A block id outside the cache is not read and sets *bad_block.
-template <typename Tile, int kCopyThreads>
+// kLanesPerRow consecutive threads share a row, each taking every kLanesPerRow-th 16-byte
+// piece of it, so a warp's copies read whole 32-byte sectors of 32 / kLanesPerRow rows and a
+// thread looks up one block id per kLanesPerRow * kTokens / kCopyThreads pieces.
+template <typename Tile, int kCopyThreads, int kLanesPerRow = Tile::kRowPieces>
 __device__ __forceinline__ void copy_kv_tile(const PagedCache& cache, const SplitPlan& plan,
                                              const int32_t* table, int kv_head, int64_t first,
                                              int64_t end, uint32_t stage, int thread,
                                              int* bad_block) {
-  constexpr int kCopies = Tile::kTokens * Tile::kRowPieces / kCopyThreads;
-  static_assert(Tile::kTokens * Tile::kRowPieces % kCopyThreads == 0, "copies split evenly");
+  constexpr int kRowsPerPass = kCopyThreads / kLanesPerRow;
+  constexpr int kPieces = Tile::kRowPieces / kLanesPerRow;  // per thread and row
+  static_assert(Tile::kRowPieces % kLanesPerRow == 0 && kLanesPerRow % 2 == 0 &&
+                    kCopyThreads % kLanesPerRow == 0 && Tile::kTokens % kRowsPerPass == 0,
+                "copies split evenly, in whole sectors");
   const auto* key = static_cast<const uint8_t*>(cache.key);
   const auto* value = static_cast<const uint8_t*>(cache.value);
+  const int lane_in_row = thread % kLanesPerRow;
 #pragma unroll
-  for (int i = 0; i < kCopies; ++i) {
-    const int index = thread + kCopyThreads * i;
-    const int row = index / Tile::kRowPieces, piece = index % Tile::kRowPieces;
+  for (int pass = 0; pass < Tile::kTokens / kRowsPerPass; ++pass) {
+    const int row = thread / kLanesPerRow + kRowsPerPass * pass;
     const int64_t token = first + row;
     int64_t offset = 0;  // a valid address even for rows not read
     int bytes = 0;
@@ -79,15 +85,19 @@ __device__ __forceinline__ void copy_kv_tile(const PagedCache& cache, const Spli
       const int32_t id = __ldg(table + block);
       if (id >= 0 && id < cache.num_blocks) {
         offset = cache_row_offset(cache, id, kv_head, static_cast<int>(in_block)) *
-                     static_cast<int64_t>(sizeof(typename Tile::Element)) +
-                 16 * piece;
+                 static_cast<int64_t>(sizeof(typename Tile::Element));
         bytes = 16;
       } else {
         *bad_block = 1;
       }
     }
-    copy_async_16(stage + Tile::k_offset(row, piece), key + offset, bytes);
-    copy_async_16(stage + Tile::v_offset(row, piece), value + offset, bytes);
+#pragma unroll
+    for (int i = 0; i < kPieces; ++i) {
+      const int piece = lane_in_row + kLanesPerRow * i;
+      const int64_t at = bytes == 0 ? 0 : offset + 16 * piece;
+      copy_async_16(stage + Tile::k_offset(row, piece), key + at, bytes);
+      copy_async_16(stage + Tile::v_offset(row, piece), value + at, bytes);
+    }
   }
 }
 

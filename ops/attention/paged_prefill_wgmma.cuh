@@ -191,9 +191,12 @@ __global__ void __launch_bounds__(kWgmmaPrefillThreads, 1)
       };
       for (int i = 0; i < tiles; ++i) {
         if (i >= kStages) warp_roles::mbarrier_wait(emptied_barrier(i), (i / kStages - 1) & 1);
-        copy_kv_tile<Tile, kWarpgroupThreads>(cache, plan, table, blk.kv_head,
-                                              blk.begin + int64_t{Tile::kTokens} * i, blk.end,
-                                              stage_address(i), thread, &bad_block);
+        // Four threads a row: a block-id lookup per 4 pieces of a thread instead of per piece
+        // (the copier's instructions share the SM's issue slots with the softmax), and each
+        // warp's copies still fill whole sectors and every shared-memory bank.
+        copy_kv_tile<Tile, kWarpgroupThreads, 4>(cache, plan, table, blk.kv_head,
+                                                 blk.begin + int64_t{Tile::kTokens} * i,
+                                                 blk.end, stage_address(i), thread, &bad_block);
         copy_async_commit();
         if (i >= Tile::kAhead) {
           copy_async_wait<Tile::kAhead>();
