@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from fastdeploy_ops import attention
+from fastdeploy_ops.bench.attention import _dense_sdpa  # the bench's SDPA baseline
 
 BLOCK_SIZE = 16
 Groups = list[tuple[int, int, int]]  # (new tokens, cached tokens, sequences)
@@ -118,19 +119,6 @@ def median_ms(fn: Callable[[], object], repetitions: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def dense_sdpa(batch: int, new: int, cached: int) -> Callable[[], torch.Tensor]:
-    context = new + cached
-    q = torch.randn(batch, 32, new, 128, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(batch, 8, context, 128, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn_like(k)
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-    if cached == 0:
-        return lambda: sdpa(q, k, v, is_causal=True, enable_gqa=True)
-    mask = (torch.arange(context, device="cuda")[None, :]
-            <= cached + torch.arange(new, device="cuda")[:, None])
-    return lambda: sdpa(q, k, v, attn_mask=mask, enable_gqa=True)
-
-
 TIMED: list[tuple[str, Groups]] = [
     ("prompt8k", [(8192, 0, 1)]),
     ("4x2k_over16k", [(2048, 16384, 4)]),
@@ -149,7 +137,7 @@ def time_all(tag: str) -> None:
         result: dict[str, float] = {"ours_ms": ms, "ours_tflops": round(flops / ms / 1e9, 1)}
         if len(groups) == 1:  # SDPA has no mixed batch
             new, cached, batch = groups[0]
-            sdpa_ms = median_ms(dense_sdpa(batch, new, cached))
+            sdpa_ms = median_ms(_dense_sdpa(torch, batch, new, cached, 32, 8, 128))
             result.update(sdpa_ms=sdpa_ms, sdpa_over_ours=round(sdpa_ms / ms, 3))
         print(f"{tag} {name} {json.dumps(result)}", flush=True)
     x = paged_inputs([(1, 2047, 120)], 32, 8, 128, torch.bfloat16)
