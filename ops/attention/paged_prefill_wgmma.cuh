@@ -127,7 +127,8 @@ __global__ void __launch_bounds__(kWgmmaPrefillThreads, 1)
     __shared__ __align__(8) uint64_t emptied[kStages];
     __shared__ int bad_block;
     const uint32_t base = shared_address(dynamic_shared);
-    const uint32_t query_tile = base + (Tile::kAtomBytes - base % Tile::kAtomBytes) % Tile::kAtomBytes;
+    const uint32_t query_tile =
+        base + (Tile::kAtomBytes - base % Tile::kAtomBytes) % Tile::kAtomBytes;
     const uint32_t stages = query_tile + Tile::kQueryBytes;
     auto stage_address = [&](int i) { return stages + (i % kStages) * Tile::kStageBytes; };
     auto filled_barrier = [&](int i) { return shared_address(&filled[i % kStages]); };
