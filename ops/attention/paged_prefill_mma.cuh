@@ -18,7 +18,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <type_traits>
 
 #include "ops/attention/attention.h"
 #include "ops/attention/cache_storage.cuh"

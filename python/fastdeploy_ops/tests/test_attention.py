@@ -404,8 +404,7 @@ def test_tiled_prefill_long(tensor_lib: TensorLib, shape: tuple, cache: str) -> 
                   sampled_rows=48)
 
 
-@requires_op("paged_prefill_attention")
-@pytest.mark.parametrize("cache", CACHES)
+@pytest.mark.parametrize("cache", [pytest.param(c, marks=needs(c)) for c in CACHES])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("head_dim", [64, 128, 256])
 def test_tiled_prefill_kernel_of_the_loaded_module(head_dim: int, dtype: str,
