@@ -332,6 +332,16 @@ __device__ __forceinline__ void accumulate_values(const uint8_t* v_rows,
   }
 }
 
+// 2^x with the hardware approximation (relative error about 2^-22), results below 2^-126
+// flushed to 0: a weight that small is nothing next to the row's max, whose weight is 1.
+// exp2f without fast math adds a range test and two multiplies per call, a fifth of the
+// softmax's instructions.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // The weights of one online-softmax step of a thread's two rows (r = 0: row c, r = 1: row
 // c + 8) over kN n-tiles of scores, already in the exp2 domain with -inf where masked: `s`
 // becomes the unnormalised weights exp2(s - max), the running max and the thread's share of
@@ -349,13 +359,13 @@ __device__ __forceinline__ void softmax_weights(float (&s)[kN][4], float (&row_m
     m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
     const float new_max = fmaxf(row_max[r], m);
     const float base = new_max == -INFINITY ? 0.0f : new_max;
-    correction[r] = exp2f(row_max[r] - base);
+    correction[r] = fast_exp2(row_max[r] - base);
     row_max[r] = new_max;
     float sum = 0.0f;
 #pragma unroll
     for (int t = 0; t < kN; ++t) {
-      s[t][2 * r] = exp2f(s[t][2 * r] - base);
-      s[t][2 * r + 1] = exp2f(s[t][2 * r + 1] - base);
+      s[t][2 * r] = fast_exp2(s[t][2 * r] - base);
+      s[t][2 * r + 1] = fast_exp2(s[t][2 * r + 1] - base);
       sum += s[t][2 * r] + s[t][2 * r + 1];
     }
     row_sum[r] = row_sum[r] * correction[r] + sum;
