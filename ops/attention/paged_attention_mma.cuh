@@ -334,7 +334,7 @@ __device__ __forceinline__ void accumulate_values(const uint8_t* v_rows,
 
 // 2^x with the hardware approximation (relative error about 2^-22), results below 2^-126
 // flushed to 0: a weight that small is nothing next to the row's max, whose weight is 1.
-// exp2f without fast math adds a range test and two multiplies per call, a fifth of the
+// exp2f without fast math adds a range test and two multiplies per call, a sixth of the
 // softmax's instructions.
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;

@@ -169,7 +169,7 @@ struct PrefillRows {
   // Scores s[t][e] of the tokens first + 8t + 2q + (e & 1) for row e / 2: scaled into the
   // log2 domain, and -inf past the row's position where the tile reaches past the warp's first
   // position (`diagonal`). Two loops, not one with a test per score: most tiles need no mask,
-  // and they then pay for none (the test was a sixth of the softmax's instructions).
+  // and they then pay for none (the test was a fifth of the softmax's instructions).
   template <int kN>
   __device__ __forceinline__ void scale_and_mask(float (&s)[kN][4], int64_t first, bool diagonal,
                                                  const float (&score_scale)[2], int q) const {
