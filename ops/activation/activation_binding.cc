@@ -32,8 +32,9 @@ void gelu_tanh(const Tensor& input, const Tensor& out, std::uintptr_t stream) {
 }  // namespace
 
 void register_activation(nb::module_& m) {
-  m.def("gelu_tanh", &gelu_tanh, nb::arg("input"), nb::arg("out").noconvert(), nb::arg("stream"),
-        "out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), fp32 math.");
+  binding::def(m, "gelu_tanh", &gelu_tanh, nb::arg("input"), nb::arg("out").noconvert(),
+               nb::arg("stream"),
+               "out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), fp32 math.");
 }
 
 }  // namespace fdops

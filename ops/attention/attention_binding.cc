@@ -30,54 +30,57 @@ class PagedAttentionBindings {
       : kernels_(kernels) {}
 
   void register_ops(nb::module_& m) const {
-    m.def("paged_kv_append",
-          [this](const Tensor& key, const Tensor& value, const Tensor& key_cache,
-                 const Tensor& value_cache, const Tensor& block_tables, const Tensor& cache_lens,
-                 const Tensor& cu_seqlens_q, std::optional<Tensor> key_scale,
-                 std::optional<Tensor> value_scale, std::optional<Tensor> query,
-                 std::optional<Tensor> cos_sin_cache, bool is_neox, bool check_metadata,
-                 std::uintptr_t stream) {
-            append(key, value, key_cache, value_cache, block_tables, cache_lens, cu_seqlens_q,
-                   key_scale, value_scale, query, cos_sin_cache, is_neox, check_metadata,
-                   binding::as_stream(stream));
-          },
-          nb::arg("key"), nb::arg("value"), nb::arg("key_cache").noconvert(),
-          nb::arg("value_cache").noconvert(), nb::arg("block_tables"), nb::arg("cache_lens"),
-          nb::arg("cu_seqlens_q"), nb::arg("key_scale").none(), nb::arg("value_scale").none(),
-          nb::arg("query").noconvert().none(), nb::arg("cos_sin_cache").none(),
-          nb::arg("is_neox"), nb::arg("check_metadata"), nb::arg("stream"),
-          "Appends K and V to the paged cache. See fastdeploy_ops.attention.");
-    m.def("paged_decode_attention",
-          [this](const Tensor& query, const Tensor& out, const Tensor& key_cache,
-                 const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_lens,
-                 std::optional<Tensor> key_scale, std::optional<Tensor> value_scale,
-                 double softmax_scale, int64_t max_seq_len, bool check_metadata,
-                 std::uintptr_t stream) {
-            attend("paged_decode_attention", query, out, nullptr, key_cache, value_cache,
-                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
-                   check_metadata, binding::as_stream(stream));
-          },
-          nb::arg("query"), nb::arg("out").noconvert(), nb::arg("key_cache"),
-          nb::arg("value_cache"), nb::arg("block_tables"), nb::arg("seq_lens"),
-          nb::arg("key_scale").none(), nb::arg("value_scale").none(), nb::arg("softmax_scale"),
-          nb::arg("max_seq_len"), nb::arg("check_metadata"), nb::arg("stream"),
-          "Decode attention over the paged cache. See fastdeploy_ops.attention.");
-    m.def("paged_prefill_attention",
-          [this](const Tensor& query, const Tensor& out, const Tensor& cu_seqlens_q,
-                 const Tensor& key_cache, const Tensor& value_cache, const Tensor& block_tables,
-                 const Tensor& seq_lens, std::optional<Tensor> key_scale,
-                 std::optional<Tensor> value_scale, double softmax_scale, int64_t max_seq_len,
-                 bool check_metadata, std::uintptr_t stream) {
-            attend("paged_prefill_attention", query, out, &cu_seqlens_q, key_cache, value_cache,
-                   block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
-                   check_metadata, binding::as_stream(stream));
-          },
-          nb::arg("query"), nb::arg("out").noconvert(), nb::arg("cu_seqlens_q"),
-          nb::arg("key_cache"), nb::arg("value_cache"), nb::arg("block_tables"),
-          nb::arg("seq_lens"), nb::arg("key_scale").none(), nb::arg("value_scale").none(),
-          nb::arg("softmax_scale"), nb::arg("max_seq_len"), nb::arg("check_metadata"),
-          nb::arg("stream"),
-          "Chunked-prefill attention over the paged cache. See fastdeploy_ops.attention.");
+    binding::def(
+        m, "paged_kv_append",
+        [this](const Tensor& key, const Tensor& value, const Tensor& key_cache,
+               const Tensor& value_cache, const Tensor& block_tables, const Tensor& cache_lens,
+               const Tensor& cu_seqlens_q, std::optional<Tensor> key_scale,
+               std::optional<Tensor> value_scale, std::optional<Tensor> query,
+               std::optional<Tensor> cos_sin_cache, bool is_neox, bool check_metadata,
+               std::uintptr_t stream) {
+          append(key, value, key_cache, value_cache, block_tables, cache_lens, cu_seqlens_q,
+                 key_scale, value_scale, query, cos_sin_cache, is_neox, check_metadata,
+                 binding::as_stream(stream));
+        },
+        nb::arg("key"), nb::arg("value"), nb::arg("key_cache").noconvert(),
+        nb::arg("value_cache").noconvert(), nb::arg("block_tables"), nb::arg("cache_lens"),
+        nb::arg("cu_seqlens_q"), nb::arg("key_scale").none(), nb::arg("value_scale").none(),
+        nb::arg("query").noconvert().none(), nb::arg("cos_sin_cache").none(),
+        nb::arg("is_neox"), nb::arg("check_metadata"), nb::arg("stream"),
+        "Appends K and V to the paged cache. See fastdeploy_ops.attention.");
+    binding::def(
+        m, "paged_decode_attention",
+        [this](const Tensor& query, const Tensor& out, const Tensor& key_cache,
+               const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_lens,
+               std::optional<Tensor> key_scale, std::optional<Tensor> value_scale,
+               double softmax_scale, int64_t max_seq_len, bool check_metadata,
+               std::uintptr_t stream) {
+          attend("paged_decode_attention", query, out, nullptr, key_cache, value_cache,
+                 block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
+                 check_metadata, binding::as_stream(stream));
+        },
+        nb::arg("query"), nb::arg("out").noconvert(), nb::arg("key_cache"),
+        nb::arg("value_cache"), nb::arg("block_tables"), nb::arg("seq_lens"),
+        nb::arg("key_scale").none(), nb::arg("value_scale").none(), nb::arg("softmax_scale"),
+        nb::arg("max_seq_len"), nb::arg("check_metadata"), nb::arg("stream"),
+        "Decode attention over the paged cache. See fastdeploy_ops.attention.");
+    binding::def(
+        m, "paged_prefill_attention",
+        [this](const Tensor& query, const Tensor& out, const Tensor& cu_seqlens_q,
+               const Tensor& key_cache, const Tensor& value_cache, const Tensor& block_tables,
+               const Tensor& seq_lens, std::optional<Tensor> key_scale,
+               std::optional<Tensor> value_scale, double softmax_scale, int64_t max_seq_len,
+               bool check_metadata, std::uintptr_t stream) {
+          attend("paged_prefill_attention", query, out, &cu_seqlens_q, key_cache, value_cache,
+                 block_tables, seq_lens, key_scale, value_scale, softmax_scale, max_seq_len,
+                 check_metadata, binding::as_stream(stream));
+        },
+        nb::arg("query"), nb::arg("out").noconvert(), nb::arg("cu_seqlens_q"),
+        nb::arg("key_cache"), nb::arg("value_cache"), nb::arg("block_tables"),
+        nb::arg("seq_lens"), nb::arg("key_scale").none(), nb::arg("value_scale").none(),
+        nb::arg("softmax_scale"), nb::arg("max_seq_len"), nb::arg("check_metadata"),
+        nb::arg("stream"),
+        "Chunked-prefill attention over the paged cache. See fastdeploy_ops.attention.");
     m.def("paged_attention_plan",
           [this](const std::string& dtype, const std::string& cache, int64_t num_heads,
                  int64_t kv_heads, int64_t head_dim, int64_t block_size,
@@ -123,42 +126,42 @@ class PagedAttentionBindings {
     }
     const std::string cache_kind =
         cache.type == CacheType::kFp8E4M3 ? "float8_e4m3fn" : given;
-    check_arg(table.supports_cache(cache.type), op, "key_cache",
-              "have a cache dtype the loaded attention kernels serve (float8_e4m3fn caches "
-              "need kernels built for SM89+)",
-              cache_kind);
+    FDOPS_CHECK_ARG(table.supports_cache(cache.type), op, "key_cache",
+                    "have a cache dtype the loaded attention kernels serve (float8_e4m3fn caches "
+                    "need kernels built for SM89+)",
+                    cache_kind);
     binding::check_dtype_is(op, "value_cache", value_cache, storage, "key_cache");
     cache.num_blocks = dim(key_cache, 0);
     cache.kv_heads = static_cast<int32_t>(dim(key_cache, 1));
     cache.block_size = static_cast<int32_t>(dim(key_cache, 2));
     cache.head_dim = static_cast<int32_t>(dim(key_cache, 3));
-    check_arg(cache.num_blocks >= 1 && dim(key_cache, 1) >= 1 && dim(key_cache, 2) >= 1 &&
-                  dim(key_cache, 1) <= 65535 && dim(key_cache, 2) <= 65535,
-              op, "key_cache",
-              "have num_blocks >= 1 and 1 <= kv_heads, block_size <= 65535 in "
-              "[num_blocks, kv_heads, block_size, head_dim]",
-              describe_shape(key_cache));
+    FDOPS_CHECK_ARG(cache.num_blocks >= 1 && dim(key_cache, 1) >= 1 && dim(key_cache, 2) >= 1 &&
+                        dim(key_cache, 1) <= 65535 && dim(key_cache, 2) <= 65535,
+                    op, "key_cache",
+                    "have num_blocks >= 1 and 1 <= kv_heads, block_size <= 65535 in "
+                    "[num_blocks, kv_heads, block_size, head_dim]",
+                    describe_shape(key_cache));
     bool instantiated = false;
     for (int d : kHeadDims) instantiated |= dim(key_cache, 3) == d;
-    check_arg(instantiated, op, "key_cache",
-              "have head_dim 64, 128 or 256 (the head dims with kernels) in "
-              "[num_blocks, kv_heads, block_size, head_dim]",
-              describe_shape(key_cache));
+    FDOPS_CHECK_ARG(instantiated, op, "key_cache",
+                    "have head_dim 64, 128 or 256 (the head dims with kernels) in "
+                    "[num_blocks, kv_heads, block_size, head_dim]",
+                    describe_shape(key_cache));
 
     const bool quantized = cache.type != CacheType::kC16;
     const char* scale_names[] = {"key_scale", "value_scale"};
     const std::optional<Tensor>* scales[] = {&key_scale, &value_scale};
     for (int i = 0; i < 2; ++i) {
       if (quantized) {
-        check_arg(scales[i]->has_value(), op, scale_names[i],
-                  "be given for " + cache_kind + " caches (fp32 [kv_heads] dequantisation scales)",
-                  "None");
+        FDOPS_CHECK_ARG(scales[i]->has_value(), op, scale_names[i],
+                        "be given for " + cache_kind +
+                            " caches (fp32 [kv_heads] dequantisation scales)", "None");
         check_dtype(op, scale_names[i], **scales[i], {DType::kFloat32});
         check_shape(op, scale_names[i], **scales[i], {cache.kv_heads}, "[kv_heads]");
       } else {
-        check_arg(!scales[i]->has_value(), op, scale_names[i],
-                  "be None for " + cache_kind + " caches (scales belong to int8 and fp8 caches)",
-                  "a tensor");
+        FDOPS_CHECK_ARG(!scales[i]->has_value(), op, scale_names[i],
+                        "be None for " + cache_kind +
+                            " caches (scales belong to int8 and fp8 caches)", "a tensor");
       }
     }
     if (quantized) {
@@ -169,11 +172,11 @@ class PagedAttentionBindings {
     check_dtype(op, "block_tables", block_tables, {DType::kInt32});
     check_rank(op, "block_tables", block_tables, {2});
     const int64_t capacity = dim(block_tables, 1) * cache.block_size;
-    check_arg(dim(block_tables, 1) >= 1 && capacity <= INT32_MAX, op, "block_tables",
-              "have shape [batch, max_blocks_per_seq] with 1 <= max_blocks_per_seq and "
-              "max_blocks_per_seq * block_size <= 2^31 - 1",
-              describe_shape(block_tables) + " with block_size " +
-                  std::to_string(cache.block_size));
+    FDOPS_CHECK_ARG(dim(block_tables, 1) >= 1 && capacity <= INT32_MAX, op, "block_tables",
+                    "have shape [batch, max_blocks_per_seq] with 1 <= max_blocks_per_seq and "
+                    "max_blocks_per_seq * block_size <= 2^31 - 1",
+                    describe_shape(block_tables) + " with block_size " +
+                        std::to_string(cache.block_size));
     cache.block_tables = static_cast<const int32_t*>(block_tables.data());
     cache.max_blocks_per_seq = static_cast<int32_t>(dim(block_tables, 1));
     check_aligned(op, "key_cache", key_cache);
@@ -187,14 +190,14 @@ class PagedAttentionBindings {
   // head dims must start on such a boundary (a contiguous view at an odd offset may not).
   static void check_aligned(const char* op, const char* arg, const Tensor& t) {
     const auto address = reinterpret_cast<std::uintptr_t>(t.data());
-    check_arg(address % 16 == 0, op, arg, "start at a 16-byte aligned address",
-              "an address " + std::to_string(address % 16) + " bytes past one");
+    FDOPS_CHECK_ARG(address % 16 == 0, op, arg, "start at a 16-byte aligned address",
+                    "an address " + std::to_string(address % 16) + " bytes past one");
   }
 
   static void check_max_seq_len(const char* op, int64_t max_seq_len) {
-    check_arg(max_seq_len >= 0 && max_seq_len <= INT32_MAX, op, "max_seq_len",
-              "be None or an int in [1, 2^31 - 1] (the longest seq_lens entry)",
-              std::to_string(max_seq_len));
+    FDOPS_CHECK_ARG(max_seq_len >= 0 && max_seq_len <= INT32_MAX, op, "max_seq_len",
+                    "be None or an int in [1, 2^31 - 1] (the longest seq_lens entry)",
+                    std::to_string(max_seq_len));
   }
 
   // The launch's plan exists: every shape the checks above accept has a kernel (the CPU tests
@@ -202,11 +205,11 @@ class PagedAttentionBindings {
   static void check_plan(const char* op, const KernelTable& table, const AttentionParams& p,
                          const std::string& query_shape) {
     AttentionPlan plan = {};
-    check_arg(table.plan_attention(p, 1, &plan) == cudaSuccess, op, "query",
-              "have a shape some kernel serves (num_heads = " + std::to_string(p.num_heads) +
-                  " over kv_heads = " + std::to_string(p.cache.kv_heads) + ", head_dim " +
-                  std::to_string(p.cache.head_dim) + ")",
-              query_shape);
+    FDOPS_CHECK_ARG(table.plan_attention(p, 1, &plan) == cudaSuccess, op, "query",
+                    "have a shape some kernel serves (num_heads = " + std::to_string(p.num_heads) +
+                        " over kv_heads = " + std::to_string(p.cache.kv_heads) + ", head_dim " +
+                        std::to_string(p.cache.head_dim) + ")",
+                    query_shape);
   }
 
   // How a launch of these shapes is divided when the device runs `resident_blocks` blocks at
@@ -218,39 +221,40 @@ class PagedAttentionBindings {
     const char* op = "paged_attention_plan";
     const KernelTable& table = kernels_.table(op);
     AttentionParams p = {};
-    check_arg(dtype == "bfloat16" || dtype == "float16", op, "dtype",
-              "be 'bfloat16' or 'float16'", dtype);
+    FDOPS_CHECK_ARG(dtype == "bfloat16" || dtype == "float16", op, "dtype",
+                    "be 'bfloat16' or 'float16'", dtype);
     p.dtype = dtype == "bfloat16" ? DType::kBFloat16 : DType::kFloat16;
-    check_arg(cache_type == "c16" || cache_type == "int8" || cache_type == "float8_e4m3fn", op,
-              "cache", "be 'c16', 'int8' or 'float8_e4m3fn'", cache_type);
+    FDOPS_CHECK_ARG(cache_type == "c16" || cache_type == "int8" || cache_type == "float8_e4m3fn",
+                    op, "cache", "be 'c16', 'int8' or 'float8_e4m3fn'", cache_type);
     p.cache.type = cache_type == "c16"    ? CacheType::kC16
                    : cache_type == "int8" ? CacheType::kInt8
                                           : CacheType::kFp8E4M3;
-    check_arg(table.supports_cache(p.cache.type), op, "cache",
-              "be a cache type the loaded attention kernels serve (float8_e4m3fn caches need "
-              "kernels built for SM89+)",
-              cache_type);
+    FDOPS_CHECK_ARG(table.supports_cache(p.cache.type), op, "cache",
+                    "be a cache type the loaded attention kernels serve (float8_e4m3fn caches need "
+                    "kernels built for SM89+)",
+                    cache_type);
     bool instantiated = false;
     for (int d : kHeadDims) instantiated |= head_dim == d;
-    check_arg(instantiated, op, "head_dim", "be 64, 128 or 256", std::to_string(head_dim));
-    check_arg(kv_heads >= 1 && kv_heads <= 65535, op, "kv_heads", "be in [1, 65535]",
-              std::to_string(kv_heads));
-    check_arg(num_heads >= 1 && num_heads <= 65535 && num_heads % kv_heads == 0, op,
-              "num_heads", "be a multiple of kv_heads = " + std::to_string(kv_heads) +
-                               " in [1, 65535]",
-              std::to_string(num_heads));
-    check_arg(block_size >= 1 && block_size <= 65535, op, "block_size", "be in [1, 65535]",
-              std::to_string(block_size));
-    check_arg(max_blocks_per_seq >= 1 && max_blocks_per_seq * block_size <= INT32_MAX, op,
-              "max_blocks_per_seq", "be >= 1 with max_blocks_per_seq * block_size <= 2^31 - 1",
-              std::to_string(max_blocks_per_seq));
-    check_arg(batch >= 1 && batch <= INT32_MAX, op, "batch", "be in [1, 2^31 - 1]",
-              std::to_string(batch));
-    check_arg(rows >= 1 && (prefill || rows == batch), op, "rows",
-              prefill ? "be >= 1" : "equal batch for decode", std::to_string(rows));
+    FDOPS_CHECK_ARG(instantiated, op, "head_dim", "be 64, 128 or 256", std::to_string(head_dim));
+    FDOPS_CHECK_ARG(kv_heads >= 1 && kv_heads <= 65535, op, "kv_heads", "be in [1, 65535]",
+                    std::to_string(kv_heads));
+    FDOPS_CHECK_ARG(num_heads >= 1 && num_heads <= 65535 && num_heads % kv_heads == 0, op,
+                    "num_heads", "be a multiple of kv_heads = " + std::to_string(kv_heads) +
+                                     " in [1, 65535]",
+                    std::to_string(num_heads));
+    FDOPS_CHECK_ARG(block_size >= 1 && block_size <= 65535, op, "block_size", "be in [1, 65535]",
+                    std::to_string(block_size));
+    FDOPS_CHECK_ARG(max_blocks_per_seq >= 1 && max_blocks_per_seq * block_size <= INT32_MAX, op,
+                    "max_blocks_per_seq",
+                    "be >= 1 with max_blocks_per_seq * block_size <= 2^31 - 1",
+                    std::to_string(max_blocks_per_seq));
+    FDOPS_CHECK_ARG(batch >= 1 && batch <= INT32_MAX, op, "batch", "be in [1, 2^31 - 1]",
+                    std::to_string(batch));
+    FDOPS_CHECK_ARG(rows >= 1 && (prefill || rows == batch), op, "rows",
+                    prefill ? "be >= 1" : "equal batch for decode", std::to_string(rows));
     check_max_seq_len(op, max_seq_len);
-    check_arg(resident_blocks >= 0, op, "resident_blocks", "be >= 0",
-              std::to_string(resident_blocks));
+    FDOPS_CHECK_ARG(resident_blocks >= 0, op, "resident_blocks", "be >= 0",
+                    std::to_string(resident_blocks));
     p.cache.kv_heads = static_cast<int32_t>(kv_heads);
     p.cache.head_dim = static_cast<int32_t>(head_dim);
     p.cache.block_size = static_cast<int32_t>(block_size);
@@ -366,19 +370,19 @@ class PagedAttentionBindings {
                                         {"cu_seqlens_q", &cu_seqlens_q}};
     if (key_scale) tensors.push_back({"key_scale", &*key_scale});
     if (value_scale) tensors.push_back({"value_scale", &*value_scale});
-    check_arg(!query || cos_sin_cache, op, "query",
-              "be None without 'cos_sin_cache' (only the rotary embedding changes it)",
-              "a tensor");
+    FDOPS_CHECK_ARG(!query || cos_sin_cache, op, "query",
+                    "be None without 'cos_sin_cache' (only the rotary embedding changes it)",
+                    "a tensor");
     if (cos_sin_cache) {
       binding::check_dtype_is(op, "cos_sin_cache", *cos_sin_cache, dtype, "key");
       check_rank(op, "cos_sin_cache", *cos_sin_cache, {2});
       const int64_t rot_dim = dim(*cos_sin_cache, 1);
-      check_arg(dim(*cos_sin_cache, 0) >= 1 && rot_dim >= 2 && rot_dim % 2 == 0 &&
-                    rot_dim <= p.cache.head_dim,
-                op, "cos_sin_cache",
-                "have shape [max_position >= 1, rot_dim] with rot_dim even and 2 <= rot_dim <= "
-                "head_dim = " + std::to_string(p.cache.head_dim),
-                describe_shape(*cos_sin_cache));
+      FDOPS_CHECK_ARG(dim(*cos_sin_cache, 0) >= 1 && rot_dim >= 2 && rot_dim % 2 == 0 &&
+                          rot_dim <= p.cache.head_dim,
+                      op, "cos_sin_cache",
+                      "have shape [max_position >= 1, rot_dim] with rot_dim even and 2 <= "
+                      "rot_dim <= head_dim = " + std::to_string(p.cache.head_dim),
+                      describe_shape(*cos_sin_cache));
       p.cos_sin_cache = cos_sin_cache->data();
       p.max_position = dim(*cos_sin_cache, 0);
       p.rot_dim = static_cast<int32_t>(rot_dim);
@@ -388,12 +392,12 @@ class PagedAttentionBindings {
     if (query) {
       binding::check_dtype_is(op, "query", *query, dtype, "key");
       check_rank(op, "query", *query, {3});
-      check_arg(dim(*query, 0) == tokens && dim(*query, 2) == p.cache.head_dim &&
-                    dim(*query, 1) >= 1 && dim(*query, 1) <= 65535,
-                op, "query",
-                "have shape [tokens = " + std::to_string(tokens) +
-                    ", num_heads, head_dim = " + std::to_string(p.cache.head_dim) + "]",
-                describe_shape(*query));
+      FDOPS_CHECK_ARG(dim(*query, 0) == tokens && dim(*query, 2) == p.cache.head_dim &&
+                          dim(*query, 1) >= 1 && dim(*query, 1) <= 65535,
+                      op, "query",
+                      "have shape [tokens = " + std::to_string(tokens) +
+                          ", num_heads, head_dim = " + std::to_string(p.cache.head_dim) + "]",
+                      describe_shape(*query));
       p.query = query->data();
       p.num_heads = static_cast<int32_t>(dim(*query, 1));
       tensors.push_back({"query", &*query});
@@ -434,14 +438,14 @@ class PagedAttentionBindings {
     check_rank(op, "query", query, {3});
     const int64_t rows = dim(query, 0);
     const int64_t num_heads = dim(query, 1);
-    check_arg(dim(query, 2) == p.cache.head_dim && num_heads >= 1 &&
-                  num_heads % p.cache.kv_heads == 0 && num_heads <= 65535,
-              op, "query",
-              "have shape [" + std::string(cu_seqlens_q ? "tokens" : "batch") +
-                  ", num_heads, head_dim = " + std::to_string(p.cache.head_dim) +
-                  "] with num_heads a multiple of kv_heads = " + std::to_string(p.cache.kv_heads) +
-                  " (grouped-query attention)",
-              describe_shape(query));
+    FDOPS_CHECK_ARG(dim(query, 2) == p.cache.head_dim && num_heads >= 1 &&
+                        num_heads % p.cache.kv_heads == 0 && num_heads <= 65535,
+                    op, "query",
+                    "have shape [" + std::string(cu_seqlens_q ? "tokens" : "batch") +
+                        ", num_heads, head_dim = " + std::to_string(p.cache.head_dim) +
+                        "] with num_heads a multiple of kv_heads = " +
+                        std::to_string(p.cache.kv_heads) + " (grouped-query attention)",
+                    describe_shape(query));
     binding::check_dtype_is(op, "out", out, dtype, "query");
     check_shape(op, "out", out, {rows, num_heads, p.cache.head_dim}, "the shape of 'query'");
     check_aligned(op, "query", query);
@@ -459,15 +463,15 @@ class PagedAttentionBindings {
       tensors.push_back({"cu_seqlens_q", cu_seqlens_q});
       p.cu_seqlens_q = static_cast<const int32_t*>(cu_seqlens_q->data());
     } else {
-      check_arg(rows == batch, op, "query",
-                "have one row per sequence (batch = " + std::to_string(batch) +
-                    ", from 'block_tables')",
-                describe_shape(query));
+      FDOPS_CHECK_ARG(rows == batch, op, "query",
+                      "have one row per sequence (batch = " + std::to_string(batch) +
+                          ", from 'block_tables')",
+                      describe_shape(query));
     }
     if (key_scale) tensors.push_back({"key_scale", &*key_scale});
     if (value_scale) tensors.push_back({"value_scale", &*value_scale});
-    check_arg(std::isfinite(softmax_scale) && softmax_scale > 0, op, "softmax_scale",
-              "be a finite number > 0", std::to_string(softmax_scale));
+    FDOPS_CHECK_ARG(std::isfinite(softmax_scale) && softmax_scale > 0, op, "softmax_scale",
+                    "be a finite number > 0", std::to_string(softmax_scale));
     check_max_seq_len(op, max_seq_len);
     p.rows = rows;
     p.batch = static_cast<int32_t>(batch);

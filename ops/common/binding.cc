@@ -1,5 +1,6 @@
 #include "ops/common/binding.h"
 
+#include <cstring>
 #include <sstream>
 
 namespace fdops::binding {
@@ -105,10 +106,12 @@ void throw_value_error(const char* op, const char* arg, const std::string& expec
 DType check_dtype(const char* op, const char* arg, const Tensor& t,
                   std::initializer_list<DType> allowed) {
   const std::optional<DType> dtype = dtype_of(t);
+  for (DType d : allowed) {
+    if (dtype && *dtype == d) return d;
+  }
   std::string expected = "have dtype ";
   size_t i = 0;
   for (DType d : allowed) {
-    if (dtype && *dtype == d) return d;
     expected += (i == 0 ? "" : (i + 1 == allowed.size() ? " or " : ", "));
     expected += dtype_name(d);
     ++i;
@@ -118,20 +121,21 @@ DType check_dtype(const char* op, const char* arg, const Tensor& t,
 
 void check_dtype_is(const char* op, const char* arg, const Tensor& t, DType dtype,
                     const char* like) {
-  const std::string given = describe_dtype(t);
-  if (given != dtype_name(dtype)) {
-    throw_type_error(op, arg,
-                     std::string("have the dtype of '") + like + "' (" + dtype_name(dtype) + ")",
-                     given);
-  }
+  const std::optional<DType> given = dtype_of(t);
+  if (given && *given == dtype) return;
+  throw_type_error(op, arg,
+                   std::string("have the dtype of '") + like + "' (" + dtype_name(dtype) + ")",
+                   describe_dtype(t));
 }
 
 void check_rank(const char* op, const char* arg, const Tensor& t,
                 std::initializer_list<size_t> ranks) {
+  for (size_t r : ranks) {
+    if (t.ndim() == r) return;
+  }
   std::string expected = "be ";
   size_t i = 0;
   for (size_t r : ranks) {
-    if (t.ndim() == r) return;
     expected += (i == 0 ? "" : " or ") + std::to_string(r) + "-D";
     ++i;
   }
@@ -159,11 +163,6 @@ void check_per_row_shape(const char* op, const char* arg, const Tensor& t, int64
                     std::string("have shape [") + rows_name + "] or [" + rows_name + ", 1] with " +
                         rows_name + " = " + std::to_string(rows),
                     describe_shape(t));
-}
-
-void check_arg(bool ok, const char* op, const char* arg, const std::string& expected,
-               const std::string& given) {
-  if (!ok) throw_value_error(op, arg, expected, given);
 }
 
 int check_cuda_tensors(const char* op, const std::vector<NamedTensor>& args) {
@@ -210,6 +209,92 @@ void check_launch(const char* op, cudaError_t status) {
     throw std::runtime_error(std::string(op) + ": kernel launch failed: " +
                              cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")");
   }
+}
+
+namespace detail {
+namespace {
+
+const char* value_kind_name(int32_t kind) {
+  switch (kind) {
+    case FDOPS_VALUE_NONE: return "None";
+    case FDOPS_VALUE_TENSOR: return "a tensor";
+    case FDOPS_VALUE_INT: return "an int";
+    case FDOPS_VALUE_FLOAT: return "a float";
+    case FDOPS_VALUE_BOOL: return "a bool";
+  }
+  return "an unknown kind of value";
+}
+
+// The module's entry points, in definition order; `entries` point into `ops`.
+struct OpEntries {
+  std::vector<std::unique_ptr<OpEntry>> ops;
+  std::vector<fdops_op_entry> entries;
+  fdops_op_entries table{FDOPS_OP_ENTRIES_ABI, 0, nullptr};
+};
+
+OpEntries& op_entries() {
+  static OpEntries* entries = new OpEntries();  // never destroyed: callers may run until exit
+  return *entries;
+}
+
+fdops_status status_of(const nb::builtin_exception& e) {
+  switch (e.type()) {
+    case nb::exception_type::type_error: return FDOPS_TYPE_ERROR;
+    case nb::exception_type::value_error: return FDOPS_VALUE_ERROR;
+    default: return FDOPS_RUNTIME_ERROR;
+  }
+}
+
+int32_t fail(fdops_status status, const char* what, char* message, size_t message_size) {
+  if (message_size > 0) {
+    std::strncpy(message, what, message_size - 1);
+    message[message_size - 1] = '\0';
+  }
+  return status;
+}
+
+int32_t call_op_entry(const void* op, const fdops_value* args, int32_t nargs, uintptr_t stream,
+                      char* message, size_t message_size) noexcept {
+  try {
+    static_cast<const OpEntry*>(op)->call(args, nargs, stream);
+    return FDOPS_OK;
+  } catch (const nb::builtin_exception& e) {
+    return fail(status_of(e), e.what(), message, message_size);
+  } catch (const std::exception& e) {
+    return fail(FDOPS_RUNTIME_ERROR, e.what(), message, message_size);
+  } catch (...) {
+    return fail(FDOPS_RUNTIME_ERROR, "unknown C++ exception", message, message_size);
+  }
+}
+
+}  // namespace
+
+void throw_bad_entry_argument(const char* op, int32_t index, const char* expected, int32_t kind) {
+  throw nb::type_error((std::string(op) + ": argument #" + std::to_string(index + 1) +
+                        " of the kernel function must be " + expected + ", got " +
+                        value_kind_name(kind))
+                           .c_str());
+}
+
+void throw_entry_int_range(const char* op, int32_t index, int64_t value) {
+  throw nb::value_error((std::string(op) + ": argument #" + std::to_string(index + 1) +
+                         " of the kernel function must be a 32-bit int, got " +
+                         std::to_string(value))
+                            .c_str());
+}
+
+void add_op_entry(const char* name, std::unique_ptr<OpEntry> entry) {
+  OpEntries& all = op_entries();
+  all.entries.push_back({name, entry.get(), &call_op_entry});
+  all.ops.push_back(std::move(entry));
+  all.table.count = static_cast<uint32_t>(all.entries.size());
+  all.table.entries = all.entries.data();
+}
+
+}  // namespace detail
+
+void bind_op_entries(nb::module_& m) {
+  m.attr("_op_entries") = nb::capsule(&detail::op_entries().table, FDOPS_OP_ENTRIES_CAPSULE);
 }
 
 }  // namespace fdops::binding

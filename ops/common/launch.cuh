@@ -107,6 +107,23 @@ inline int multiprocessor_count() {
   return sms > 0 ? sms : 1;
 }
 
+struct SharedMemoryPerMultiprocessorSite {};
+
+// Bytes of shared memory per SM of the current device (0 if it cannot be queried). Cached:
+// cudaDeviceGetAttribute is a driver call, about a microsecond on a launch's host path.
+inline int shared_memory_per_multiprocessor() {
+  const int bytes = once_per_device<SharedMemoryPerMultiprocessorSite>([](int device) {
+    int value = 0;
+    if (cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return value;
+  });
+  return bytes > 0 ? bytes : 0;
+}
+
 struct ComputeCapabilitySite {};
 
 // The current device's compute capability as 10 * major + minor (90 for SM 9.0), 0 if it

@@ -27,34 +27,36 @@ void check_bias(const char* op, const char* arg, const Tensor& bias, int64_t exp
   check_rank(op, arg, bias, {1, 2});
   const bool ok = bias.ndim() == 1 ? dim(bias, 0) == experts
                                    : dim(bias, 0) == 1 && dim(bias, 1) == experts;
-  check_arg(ok, op, arg, "have shape [E] or [1, E] with E = " + std::to_string(experts),
-            binding::describe_shape(bias));
+  FDOPS_CHECK_ARG(ok, op, arg, "have shape [E] or [1, E] with E = " + std::to_string(experts),
+                  binding::describe_shape(bias));
 }
 
 // The grouped-selection parameters shared by grouped_topk and noaux_tc.
 void check_grouping(const char* op, int64_t experts, int n_group, int topk_group, int topk,
                     float routed_scaling_factor) {
-  check_arg(experts >= 1 && experts <= kMaxExperts, op, "E",
-            "be between 1 and " + std::to_string(kMaxExperts) + " experts",
-            std::to_string(experts));
-  check_arg(n_group >= 1 && n_group <= kMaxGroups, op, "n_group",
-            "be between 1 and " + std::to_string(kMaxGroups), std::to_string(n_group));
-  check_arg(experts % n_group == 0, op, "n_group",
-            "divide the number of experts E = " + std::to_string(experts), std::to_string(n_group));
+  FDOPS_CHECK_ARG(experts >= 1 && experts <= kMaxExperts, op, "E",
+                  "be between 1 and " + std::to_string(kMaxExperts) + " experts",
+                  std::to_string(experts));
+  FDOPS_CHECK_ARG(n_group >= 1 && n_group <= kMaxGroups, op, "n_group",
+                  "be between 1 and " + std::to_string(kMaxGroups), std::to_string(n_group));
+  FDOPS_CHECK_ARG(experts % n_group == 0, op, "n_group",
+                  "divide the number of experts E = " + std::to_string(experts),
+                  std::to_string(n_group));
   const int64_t group_size = experts / n_group;
-  check_arg(group_size >= 2, op, "n_group",
-            "leave at least 2 experts per group (E / n_group >= 2), E = " +
-                std::to_string(experts),
-            std::to_string(n_group));
-  check_arg(topk_group >= 1 && topk_group <= n_group, op, "topk_group",
-            "be between 1 and n_group = " + std::to_string(n_group), std::to_string(topk_group));
+  FDOPS_CHECK_ARG(group_size >= 2, op, "n_group",
+                  "leave at least 2 experts per group (E / n_group >= 2), E = " +
+                      std::to_string(experts),
+                  std::to_string(n_group));
+  FDOPS_CHECK_ARG(topk_group >= 1 && topk_group <= n_group, op, "topk_group",
+                  "be between 1 and n_group = " + std::to_string(n_group),
+                  std::to_string(topk_group));
   const int64_t max_topk = std::min<int64_t>(kMaxTopK, topk_group * group_size);
-  check_arg(topk >= 1 && topk <= max_topk, op, "topk",
-            "be between 1 and min(" + std::to_string(kMaxTopK) +
-                ", topk_group * E / n_group) = " + std::to_string(max_topk),
-            std::to_string(topk));
-  check_arg(std::isfinite(routed_scaling_factor), op, "routed_scaling_factor", "be finite",
-            std::to_string(routed_scaling_factor));
+  FDOPS_CHECK_ARG(topk >= 1 && topk <= max_topk, op, "topk",
+                  "be between 1 and min(" + std::to_string(kMaxTopK) +
+                      ", topk_group * E / n_group) = " + std::to_string(max_topk),
+                  std::to_string(topk));
+  FDOPS_CHECK_ARG(std::isfinite(routed_scaling_factor), op, "routed_scaling_factor", "be finite",
+                  std::to_string(routed_scaling_factor));
 }
 
 void grouped_topk(const Tensor& gating_output, const Tensor& e_score_correction_bias,
@@ -127,8 +129,8 @@ void fused_cast_sigmoid_bias(const Tensor& input, const Tensor& bias, const Tens
   const DType in_dtype = check_dtype(op, "input", input, kFloatTypes);
   check_rank(op, "input", input, {2});
   const int64_t tokens = dim(input, 0), experts = dim(input, 1);
-  check_arg(experts >= 1 && experts <= INT32_MAX, op, "input", "have 1 to 2^31-1 columns",
-            std::to_string(experts));
+  FDOPS_CHECK_ARG(experts >= 1 && experts <= INT32_MAX, op, "input", "have 1 to 2^31-1 columns",
+                  std::to_string(experts));
   check_bias(op, "bias", bias, experts);
   const DType out_dtype = check_dtype(op, "scores", scores, kFloatTypes);
   check_shape(op, "scores", scores, {tokens, experts}, "[T, E]");
@@ -157,18 +159,18 @@ void moe_topk_select(const Tensor& gating_logits, std::optional<Tensor> bias,
   const int64_t rows = static_cast<int64_t>(gating_logits.size()) / std::max<int64_t>(experts, 1);
   const int64_t limit = enable_softmax_top_k_fused ? moe_routing::kMaxFusedSoftmaxExperts
                                                    : kMaxExperts;
-  check_arg(experts >= 1 && experts <= limit, op, "gating_logits",
-            "have between 1 and " + std::to_string(limit) + " experts in its last dimension" +
-                (enable_softmax_top_k_fused ? " when enable_softmax_top_k_fused" : ""),
-            std::to_string(experts));
+  FDOPS_CHECK_ARG(experts >= 1 && experts <= limit, op, "gating_logits",
+                  "have between 1 and " + std::to_string(limit) + " experts in its last dimension" +
+                      (enable_softmax_top_k_fused ? " when enable_softmax_top_k_fused" : ""),
+                  std::to_string(experts));
   if (bias) check_bias(op, "bias", *bias, experts);
   check_dtype(op, "topk_ids", topk_ids, {DType::kInt64});
   check_rank(op, "topk_ids", topk_ids, {2});
   const int64_t topk = dim(topk_ids, 1);
-  check_arg(topk >= 1 && topk <= std::min<int64_t>(experts, kMaxTopK), op, "moe_topk",
-            "be between 1 and min(E, " + std::to_string(kMaxTopK) + ") = " +
-                std::to_string(std::min<int64_t>(experts, kMaxTopK)),
-            std::to_string(topk));
+  FDOPS_CHECK_ARG(topk >= 1 && topk <= std::min<int64_t>(experts, kMaxTopK), op, "moe_topk",
+                  "be between 1 and min(E, " + std::to_string(kMaxTopK) + ") = " +
+                      std::to_string(std::min<int64_t>(experts, kMaxTopK)),
+                  std::to_string(topk));
   check_shape(op, "topk_ids", topk_ids, {rows, topk}, "[rows, moe_topk]");
   check_dtype(op, "topk_weights", topk_weights, {DType::kFloat32});
   check_shape(op, "topk_weights", topk_weights, {rows, topk}, "[rows, moe_topk]");
@@ -194,25 +196,27 @@ void moe_topk_select(const Tensor& gating_logits, std::optional<Tensor> bias,
 }  // namespace
 
 void register_moe_routing(nb::module_& m) {
-  m.def("grouped_topk", &grouped_topk, nb::arg("gating_output"),
-        nb::arg("e_score_correction_bias"), nb::arg("scores").noconvert(),
-        nb::arg("topk_values").noconvert(), nb::arg("topk_indices").noconvert(),
-        nb::arg("n_group"), nb::arg("topk_group"), nb::arg("topk"), nb::arg("renormalize"),
-        nb::arg("routed_scaling_factor"), nb::arg("stream"),
-        "Fused sigmoid + bias + grouped top-k (one launch). See fastdeploy_ops.moe_routing.");
-  m.def("noaux_tc", &noaux_tc, nb::arg("scores").noconvert(), nb::arg("scores_with_bias"),
-        nb::arg("topk_values").noconvert(), nb::arg("topk_indices").noconvert(),
-        nb::arg("n_group"), nb::arg("topk_group"), nb::arg("topk"), nb::arg("renormalize"),
-        nb::arg("routed_scaling_factor"), nb::arg("stream"),
-        "Grouped top-k on precomputed sigmoid scores; scores is overwritten in place.");
-  m.def("fused_cast_sigmoid_bias", &fused_cast_sigmoid_bias, nb::arg("input"), nb::arg("bias"),
-        nb::arg("scores").noconvert(), nb::arg("scores_with_bias").noconvert(),
-        nb::arg("stream"), "sigmoid(input) and sigmoid(input) + bias in the outputs' dtype.");
-  m.def("moe_topk_select", &moe_topk_select, nb::arg("gating_logits"),
-        nb::arg("bias").none(), nb::arg("topk_ids").noconvert(),
-        nb::arg("topk_weights").noconvert(), nb::arg("apply_norm_weight"),
-        nb::arg("enable_softmax_top_k_fused"), nb::arg("stream"),
-        "Softmax top-k routing with an optional selection bias.");
+  binding::def(m, "grouped_topk", &grouped_topk, nb::arg("gating_output"),
+               nb::arg("e_score_correction_bias"), nb::arg("scores").noconvert(),
+               nb::arg("topk_values").noconvert(), nb::arg("topk_indices").noconvert(),
+               nb::arg("n_group"), nb::arg("topk_group"), nb::arg("topk"), nb::arg("renormalize"),
+               nb::arg("routed_scaling_factor"), nb::arg("stream"),
+               "Fused sigmoid + bias + grouped top-k (one launch). "
+               "See fastdeploy_ops.moe_routing.");
+  binding::def(m, "noaux_tc", &noaux_tc, nb::arg("scores").noconvert(), nb::arg("scores_with_bias"),
+               nb::arg("topk_values").noconvert(), nb::arg("topk_indices").noconvert(),
+               nb::arg("n_group"), nb::arg("topk_group"), nb::arg("topk"), nb::arg("renormalize"),
+               nb::arg("routed_scaling_factor"), nb::arg("stream"),
+               "Grouped top-k on precomputed sigmoid scores; scores is overwritten in place.");
+  binding::def(m, "fused_cast_sigmoid_bias", &fused_cast_sigmoid_bias, nb::arg("input"),
+               nb::arg("bias"), nb::arg("scores").noconvert(),
+               nb::arg("scores_with_bias").noconvert(), nb::arg("stream"),
+               "sigmoid(input) and sigmoid(input) + bias in the outputs' dtype.");
+  binding::def(m, "moe_topk_select", &moe_topk_select, nb::arg("gating_logits"),
+               nb::arg("bias").none(), nb::arg("topk_ids").noconvert(),
+               nb::arg("topk_weights").noconvert(), nb::arg("apply_norm_weight"),
+               nb::arg("enable_softmax_top_k_fused"), nb::arg("stream"),
+               "Softmax top-k routing with an optional selection bias.");
 }
 
 }  // namespace fdops

@@ -25,8 +25,9 @@ void check_per_row(const char* op, const char* arg, const Tensor& t, DType dtype
 int64_t check_rows(const char* op, const char* arg, const Tensor& t, int64_t bs) {
   check_dtype(op, arg, t, {DType::kInt64});
   check_rank(op, arg, t, {2});
-  check_arg(dim(t, 0) == bs, op, arg,
-            "have bs = " + std::to_string(bs) + " rows (the rows of 'logits')", describe_shape(t));
+  FDOPS_CHECK_ARG(dim(t, 0) == bs, op, arg,
+                  "have bs = " + std::to_string(bs) + " rows (the rows of 'logits')",
+                  describe_shape(t));
   return dim(t, 1);
 }
 
@@ -36,8 +37,8 @@ DType check_logits(const char* op, const Tensor& logits, int64_t* bs, int64_t* v
   check_rank(op, "logits", logits, {2});
   *bs = dim(logits, 0);
   *vocab = dim(logits, 1);
-  check_arg(*vocab >= 1 && *vocab <= INT32_MAX, op, "logits",
-            "have between 1 and 2^31-1 columns (the vocabulary)", describe_shape(logits));
+  FDOPS_CHECK_ARG(*vocab >= 1 && *vocab <= INT32_MAX, op, "logits",
+                  "have between 1 and 2^31-1 columns (the vocabulary)", describe_shape(logits));
   return dtype;
 }
 
@@ -53,8 +54,8 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
   int64_t bs = 0, vocab = 0;
   const DType dtype = check_logits(op, logits, &bs, &vocab);
   const int64_t max_model_len = check_rows(op, "token_ids_all", token_ids_all, bs);
-  check_arg(max_model_len <= penalty::kMaxModelLen, op, "token_ids_all",
-            "have fewer than 2^30 columns (max_model_len)", describe_shape(token_ids_all));
+  FDOPS_CHECK_ARG(max_model_len <= penalty::kMaxModelLen, op, "token_ids_all",
+                  "have fewer than 2^30 columns (max_model_len)", describe_shape(token_ids_all));
   check_per_row(op, "penalty_scores", penalty_scores, DType::kFloat32, bs);
   check_per_row(op, "frequency_scores", frequency_scores, DType::kFloat32, bs);
   check_per_row(op, "presence_scores", presence_scores, DType::kFloat32, bs);
@@ -66,15 +67,15 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
   check_per_row(op, "min_dec_lens", min_dec_lens, DType::kInt64, bs);
   check_dtype(op, "eos_token_id", eos_token_id, {DType::kInt64});
   check_rank(op, "eos_token_id", eos_token_id, {1, 2});
-  check_arg(eos_token_id.ndim() == 1 || dim(eos_token_id, 1) == 1, op, "eos_token_id",
-            "have shape [n] or [n, 1]", describe_shape(eos_token_id));
+  FDOPS_CHECK_ARG(eos_token_id.ndim() == 1 || dim(eos_token_id, 1) == 1, op, "eos_token_id",
+                  "have shape [n] or [n, 1]", describe_shape(eos_token_id));
   const int64_t num_eos = dim(eos_token_id, 0);
   const int64_t needed = penalty::multi_scores_workspace_size(bs, vocab);
   check_dtype(op, "workspace", workspace, {DType::kInt32});
-  check_arg(workspace.ndim() == 1 && dim(workspace, 0) >= needed, op, "workspace",
-            "be 1-D with at least bs * (V + ceil(V / 32)) = " + std::to_string(needed) +
-                " elements",
-            describe_shape(workspace));
+  FDOPS_CHECK_ARG(workspace.ndim() == 1 && dim(workspace, 0) >= needed, op, "workspace",
+                  "be 1-D with at least bs * (V + ceil(V / 32)) = " + std::to_string(needed) +
+                      " elements",
+                  describe_shape(workspace));
   const int device = check_cuda_tensors(op, {{"logits", &logits},
                                              {"token_ids_all", &token_ids_all},
                                              {"penalty_scores", &penalty_scores},
@@ -125,8 +126,8 @@ void get_token_penalty_once(const Tensor& pre_ids, const Tensor& logits,
   const auto* in_begin = static_cast<const char*>(logits.data());
   const auto* out_begin = static_cast<const char*>(out.data());
   const bool overlap = bytes > 0 && in_begin < out_begin + bytes && out_begin < in_begin + bytes;
-  check_arg(!overlap, op, "out", "not overlap 'logits' (the result is a new tensor)",
-            "a tensor sharing memory with 'logits'");
+  FDOPS_CHECK_ARG(!overlap, op, "out", "not overlap 'logits' (the result is a new tensor)",
+                  "a tensor sharing memory with 'logits'");
   const int device = check_cuda_tensors(op, {{"logits", &logits},
                                              {"pre_ids", &pre_ids},
                                              {"penalty_scores", &penalty_scores},
@@ -142,18 +143,18 @@ void get_token_penalty_once(const Tensor& pre_ids, const Tensor& logits,
 }  // namespace
 
 void register_penalty(nb::module_& m) {
-  m.def("get_token_penalty_multi_scores", &get_token_penalty_multi_scores,
-        nb::arg("token_ids_all"), nb::arg("logits").noconvert(), nb::arg("penalty_scores"),
-        nb::arg("frequency_scores"), nb::arg("presence_scores"), nb::arg("temperatures"),
-        nb::arg("bad_tokens"), nb::arg("bad_tokens_lens"), nb::arg("prompt_lens"),
-        nb::arg("cur_dec_lens"), nb::arg("min_dec_lens"), nb::arg("eos_token_id"),
-        nb::arg("workspace").noconvert(), nb::arg("stream"),
-        "Min-length EOS ban, repetition/frequency/presence penalties, temperature and bad "
-        "tokens, in place on logits. See fastdeploy_ops.penalty.");
-  m.def("get_token_penalty_once", &get_token_penalty_once, nb::arg("pre_ids"),
-        nb::arg("logits"), nb::arg("penalty_scores"), nb::arg("out").noconvert(),
-        nb::arg("stream"),
-        "out = logits with the repetition penalty applied once per distinct id of pre_ids.");
+  binding::def(m, "get_token_penalty_multi_scores", &get_token_penalty_multi_scores,
+               nb::arg("token_ids_all"), nb::arg("logits").noconvert(), nb::arg("penalty_scores"),
+               nb::arg("frequency_scores"), nb::arg("presence_scores"), nb::arg("temperatures"),
+               nb::arg("bad_tokens"), nb::arg("bad_tokens_lens"), nb::arg("prompt_lens"),
+               nb::arg("cur_dec_lens"), nb::arg("min_dec_lens"), nb::arg("eos_token_id"),
+               nb::arg("workspace").noconvert(), nb::arg("stream"),
+               "Min-length EOS ban, repetition/frequency/presence penalties, temperature and bad "
+               "tokens, in place on logits. See fastdeploy_ops.penalty.");
+  binding::def(m, "get_token_penalty_once", &get_token_penalty_once, nb::arg("pre_ids"),
+               nb::arg("logits"), nb::arg("penalty_scores"), nb::arg("out").noconvert(),
+               nb::arg("stream"),
+               "out = logits with the repetition penalty applied once per distinct id of pre_ids.");
 }
 
 }  // namespace fdops

@@ -16,17 +16,11 @@ namespace token_penalty_multi_scores_impl {
 constexpr int kApplyBlocksPerSm = 16;
 
 // The current device's multiprocessor count and shared memory per multiprocessor (the kernels'
-// opt-in limits are filled in per kernel).
+// opt-in limits are filled in per kernel), cached per device.
 cudaError_t multiprocessor_limits(DeviceLimits* limits) {
-  int device = 0, sms = 0, shared_per_sm = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&shared_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
-                                    device);
-  *limits = DeviceLimits{sms, shared_per_sm, 0, 0};
-  return status;
+  const int shared_per_sm = shared_memory_per_multiprocessor();
+  *limits = DeviceLimits{multiprocessor_count(), shared_per_sm, 0, 0};
+  return shared_per_sm > 0 ? cudaSuccess : cudaErrorInvalidDevice;
 }
 
 template <typename T, int N>

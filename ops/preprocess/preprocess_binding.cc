@@ -35,8 +35,8 @@ void check_per_row(const char* op, const char* arg, const Tensor& t, DType dtype
 // A 1-D tensor, or [n, 1]: its length n.
 int64_t vector_length(const char* op, const char* arg, const Tensor& t, const char* name) {
   check_rank(op, arg, t, {1, 2});
-  check_arg(t.ndim() == 1 || dim(t, 1) == 1, op, arg,
-            std::string("have shape [") + name + "] or [" + name + ", 1]", describe_shape(t));
+  FDOPS_CHECK_ARG(t.ndim() == 1 || dim(t, 1) == 1, op, arg,
+                  std::string("have shape [") + name + "] or [" + name + ", 1]", describe_shape(t));
   return dim(t, 0);
 }
 
@@ -45,8 +45,9 @@ void check_batched(const char* op, const char* arg, const Tensor& t, DType dtype
                    int64_t batch, const char* names) {
   check_dtype(op, arg, t, {dtype});
   check_rank(op, arg, t, {rank});
-  check_arg(dim(t, 0) == batch, op, arg,
-            std::string("have shape ") + names + " with bs = " + str(batch), describe_shape(t));
+  FDOPS_CHECK_ARG(dim(t, 0) == batch, op, arg,
+                  std::string("have shape ") + names + " with bs = " + str(batch),
+                  describe_shape(t));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -60,15 +61,15 @@ void get_padding_offset(const Tensor& input_ids, int64_t token_num, const Tensor
   check_dtype(op, "input_ids", input_ids, {DType::kInt64});
   check_rank(op, "input_ids", input_ids, {2});
   const int64_t batch = dim(input_ids, 0), max_len = dim(input_ids, 1);
-  check_arg(batch < kInt32Max, op, "input_ids", "have fewer than 2^31 - 1 rows",
-            describe_shape(input_ids));
+  FDOPS_CHECK_ARG(batch < kInt32Max, op, "input_ids", "have fewer than 2^31 - 1 rows",
+                  describe_shape(input_ids));
   check_per_row(op, "seq_len", seq_len, DType::kInt32, batch);
   const int64_t capacity = static_cast<int64_t>(input_ids.size());
-  check_arg(token_num >= 0 && token_num <= kInt32Max, op, "token_num",
-            "be between 0 and 2^31 - 1", str(token_num));
-  check_arg(token_num <= capacity, op, "token_num",
-            "be at most bs * max_len = " + str(capacity) + " (the tokens input_ids holds)",
-            str(token_num));
+  FDOPS_CHECK_ARG(token_num >= 0 && token_num <= kInt32Max, op, "token_num",
+                  "be between 0 and 2^31 - 1", str(token_num));
+  FDOPS_CHECK_ARG(token_num <= capacity, op, "token_num",
+                  "be at most bs * max_len = " + str(capacity) + " (the tokens input_ids holds)",
+                  str(token_num));
   check_dtype(op, "x_remove_padding", x_remove_padding, {DType::kInt64});
   check_shape(op, "x_remove_padding", x_remove_padding, {token_num}, "[token_num]");
   check_dtype(op, "batch_id_per_token", batch_id_per_token, {DType::kInt32});
@@ -108,8 +109,8 @@ void rebuild_padding(const Tensor& tmp_out, const Tensor& cu_seqlens_q,
   const int64_t token_num = dim(tmp_out, 0), hidden = dim(tmp_out, 1);
   check_dtype(op, "cu_seqlens_q", cu_seqlens_q, {DType::kInt32});
   const int64_t cu_len = vector_length(op, "cu_seqlens_q", cu_seqlens_q, "bs + 1");
-  check_arg(cu_len >= 1, op, "cu_seqlens_q", "have at least one element ([bs + 1])",
-            describe_shape(cu_seqlens_q));
+  FDOPS_CHECK_ARG(cu_len >= 1, op, "cu_seqlens_q", "have at least one element ([bs + 1])",
+                  describe_shape(cu_seqlens_q));
   const int64_t batch = cu_len - 1;
   check_per_row(op, "seq_len_this_time", seq_len_this_time, DType::kInt32, batch);
   check_per_row(op, "seq_lens_decoder", seq_lens_decoder, DType::kInt32, batch);
@@ -120,19 +121,19 @@ void rebuild_padding(const Tensor& tmp_out, const Tensor& cu_seqlens_q,
     check_dtype(op, "output_padding_offset", *output_padding_offset, {DType::kInt32});
     out_rows = vector_length(op, "output_padding_offset", *output_padding_offset, "rows");
     out_names = "[len(output_padding_offset), dim]";
-    check_arg(max_input_length >= 1 && max_input_length <= kInt32Max, op, "max_input_length",
-              "be between 1 and 2^31 - 1 when output_padding_offset is given",
-              str(max_input_length));
+    FDOPS_CHECK_ARG(max_input_length >= 1 && max_input_length <= kInt32Max, op, "max_input_length",
+                    "be between 1 and 2^31 - 1 when output_padding_offset is given",
+                    str(max_input_length));
   }
-  check_arg(out_rows <= kInt32Max, op,
-            output_padding_offset ? "output_padding_offset" : "cu_seqlens_q",
-            "describe at most 2^31 - 1 output rows", str(out_rows));
+  FDOPS_CHECK_ARG(out_rows <= kInt32Max, op,
+                  output_padding_offset ? "output_padding_offset" : "cu_seqlens_q",
+                  "describe at most 2^31 - 1 output rows", str(out_rows));
   if (first_token_out) {
     binding::check_dtype_is(op, "first_token_out", *first_token_out, dtype, "tmp_out");
     check_shape(op, "first_token_out", *first_token_out, {batch, hidden}, "[bs, dim]");
   } else {
-    check_arg(!(output_padding_offset && enable_logprob), op, "first_token_out",
-              "be given when enable_logprob is set with output_padding_offset", "None");
+    FDOPS_CHECK_ARG(!(output_padding_offset && enable_logprob), op, "first_token_out",
+                    "be given when enable_logprob is set with output_padding_offset", "None");
   }
   binding::check_dtype_is(op, "out", out, dtype, "tmp_out");
   check_shape(op, "out", out, {out_rows, hidden}, out_names);
@@ -212,8 +213,8 @@ void set_stop_value_multi_ends(const Tensor& topk_ids, const Tensor& stop_flags,
   check_per_row(op, "seq_lens", seq_lens, DType::kInt32, batch);
   check_dtype(op, "end_ids", end_ids, {DType::kInt64});
   const int64_t num_end_ids = vector_length(op, "end_ids", end_ids, "n_end");
-  check_arg(num_end_ids >= 1, op, "end_ids", "hold at least one end id",
-            describe_shape(end_ids));
+  FDOPS_CHECK_ARG(num_end_ids >= 1, op, "end_ids", "hold at least one end id",
+                  describe_shape(end_ids));
   check_per_row(op, "next_tokens", next_tokens, DType::kInt64, batch);
   check_batched(op, "pre_ids", pre_ids, DType::kInt64, 2, batch, "[bs, L]");
   check_per_row(op, "step_idx", step_idx, DType::kInt64, batch);
@@ -268,28 +269,31 @@ void set_stop_value_multi_ends(const Tensor& topk_ids, const Tensor& stop_flags,
 }  // namespace
 
 void register_preprocess(nb::module_& m) {
-  m.def("get_padding_offset", &get_padding_offset, nb::arg("input_ids"), nb::arg("token_num"),
-        nb::arg("seq_len"), nb::arg("x_remove_padding").noconvert(),
-        nb::arg("batch_id_per_token").noconvert(), nb::arg("cu_seqlens_q").noconvert(),
-        nb::arg("cu_seqlens_k").noconvert(), nb::arg("stream"),
-        "Pack padded input ids into one token stream. See fastdeploy_ops.preprocess.");
-  m.def("rebuild_padding", &rebuild_padding, nb::arg("tmp_out"), nb::arg("cu_seqlens_q"),
-        nb::arg("seq_len_this_time"), nb::arg("seq_lens_decoder"), nb::arg("seq_lens_encoder"),
-        nb::arg("output_padding_offset").none(), nb::arg("first_token_out").noconvert().none(),
-        nb::arg("out").noconvert(), nb::arg("max_input_length"), nb::arg("enable_logprob"),
-        nb::arg("stream"), "Gather each sequence's output hidden state (row per sequence/token).");
-  m.def("set_value_by_flags_and_idx", &set_value_by_flags_and_idx,
-        nb::arg("pre_ids_all").noconvert(), nb::arg("input_ids"), nb::arg("seq_lens_this_time"),
-        nb::arg("seq_lens_encoder"), nb::arg("seq_lens_decoder"), nb::arg("step_idx"),
-        nb::arg("stop_flags"), nb::arg("stream"),
-        "Write this step's token into pre_ids_all[b, step_idx[b]] (in place).");
-  m.def("set_stop_value_multi_ends", &set_stop_value_multi_ends,
-        nb::arg("topk_ids").noconvert(), nb::arg("stop_flags").noconvert(), nb::arg("seq_lens"),
-        nb::arg("end_ids"), nb::arg("next_tokens").noconvert(), nb::arg("pre_ids"),
-        nb::arg("step_idx"), nb::arg("stop_seqs"), nb::arg("stop_seqs_len"),
-        nb::arg("stop_token_ids"), nb::arg("stop_token_ids_len"), nb::arg("min_tokens"),
-        nb::arg("max_tokens"), nb::arg("beam_search"), nb::arg("prefill_one_step_stop"),
-        nb::arg("stream"), "Stop flags and end-token rewrites (in place).");
+  binding::def(m, "get_padding_offset", &get_padding_offset, nb::arg("input_ids"),
+               nb::arg("token_num"), nb::arg("seq_len"), nb::arg("x_remove_padding").noconvert(),
+               nb::arg("batch_id_per_token").noconvert(), nb::arg("cu_seqlens_q").noconvert(),
+               nb::arg("cu_seqlens_k").noconvert(), nb::arg("stream"),
+               "Pack padded input ids into one token stream. See fastdeploy_ops.preprocess.");
+  binding::def(m, "rebuild_padding", &rebuild_padding, nb::arg("tmp_out"), nb::arg("cu_seqlens_q"),
+               nb::arg("seq_len_this_time"), nb::arg("seq_lens_decoder"),
+               nb::arg("seq_lens_encoder"), nb::arg("output_padding_offset").none(),
+               nb::arg("first_token_out").noconvert().none(), nb::arg("out").noconvert(),
+               nb::arg("max_input_length"), nb::arg("enable_logprob"), nb::arg("stream"),
+               "Gather each sequence's output hidden state (row per sequence/token).");
+  binding::def(m, "set_value_by_flags_and_idx", &set_value_by_flags_and_idx,
+               nb::arg("pre_ids_all").noconvert(), nb::arg("input_ids"),
+               nb::arg("seq_lens_this_time"), nb::arg("seq_lens_encoder"),
+               nb::arg("seq_lens_decoder"), nb::arg("step_idx"), nb::arg("stop_flags"),
+               nb::arg("stream"),
+               "Write this step's token into pre_ids_all[b, step_idx[b]] (in place).");
+  binding::def(m, "set_stop_value_multi_ends", &set_stop_value_multi_ends,
+               nb::arg("topk_ids").noconvert(), nb::arg("stop_flags").noconvert(),
+               nb::arg("seq_lens"), nb::arg("end_ids"), nb::arg("next_tokens").noconvert(),
+               nb::arg("pre_ids"), nb::arg("step_idx"), nb::arg("stop_seqs"),
+               nb::arg("stop_seqs_len"), nb::arg("stop_token_ids"), nb::arg("stop_token_ids_len"),
+               nb::arg("min_tokens"), nb::arg("max_tokens"), nb::arg("beam_search"),
+               nb::arg("prefill_one_step_stop"), nb::arg("stream"),
+               "Stop flags and end-token rewrites (in place).");
 }
 
 }  // namespace fdops

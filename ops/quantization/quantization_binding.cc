@@ -33,12 +33,12 @@ void quantize(const char* op, bool padding, const Tensor& input, const Tensor& q
   binding::check_rank(op, "input", input, {2});
   const int64_t tokens = dim(input, 0);
   const int64_t hidden = dim(input, 1);
-  check_arg(block_size == quantization::kBlockSize, op, "block_size",
-            "be 128 (the only block size the kernels implement)", std::to_string(block_size));
+  FDOPS_CHECK_ARG(block_size == quantization::kBlockSize, op, "block_size",
+                  "be 128 (the only block size the kernels implement)", std::to_string(block_size));
   const int64_t granule = padding ? quantization::kBlockSize : 4;
-  check_arg(hidden % granule == 0, op, "input",
-            "have a hidden size (shape[1]) divisible by " + std::to_string(granule),
-            "shape " + binding::describe_shape(input));
+  FDOPS_CHECK_ARG(hidden % granule == 0, op, "input",
+                  "have a hidden size (shape[1]) divisible by " + std::to_string(granule),
+                  "shape " + binding::describe_shape(input));
   binding::check_dtype(op, "q", q, {DType::kUInt8});  // the bytes of float8_e4m3fn
   binding::check_shape(op, "q", q, {tokens, hidden}, "[T, H]");
   binding::check_dtype(op, "scale", scale, {use_ue8m0 ? DType::kInt32 : DType::kFloat32});
@@ -88,15 +88,16 @@ void per_token_quant_padding(const Tensor& input, const Tensor& q, const Tensor&
 }  // namespace
 
 void register_quantization(nb::module_& m) {
-  m.def("per_token_quant", &per_token_quant, nb::arg("input"), nb::arg("q").noconvert(),
-        nb::arg("scale").noconvert(), nb::arg("block_size"), nb::arg("use_ue8m0"),
-        nb::arg("finegrained_range"), nb::arg("stream"),
-        "fp8 e4m3 quantisation per token and 128-element block. See fastdeploy_ops.quantization.");
-  m.def("per_token_quant_padding", &per_token_quant_padding, nb::arg("input"),
-        nb::arg("q").noconvert(), nb::arg("scale").noconvert(), nb::arg("block_size"),
-        nb::arg("use_ue8m0"), nb::arg("finegrained_range"), nb::arg("stream"),
-        "per_token_quant with column-major scales padded to a multiple of 4 tokens. See "
-        "fastdeploy_ops.quantization.");
+  binding::def(m, "per_token_quant", &per_token_quant, nb::arg("input"), nb::arg("q").noconvert(),
+               nb::arg("scale").noconvert(), nb::arg("block_size"), nb::arg("use_ue8m0"),
+               nb::arg("finegrained_range"), nb::arg("stream"),
+               "fp8 e4m3 quantisation per token and 128-element block. "
+               "See fastdeploy_ops.quantization.");
+  binding::def(m, "per_token_quant_padding", &per_token_quant_padding, nb::arg("input"),
+               nb::arg("q").noconvert(), nb::arg("scale").noconvert(), nb::arg("block_size"),
+               nb::arg("use_ue8m0"), nb::arg("finegrained_range"), nb::arg("stream"),
+               "per_token_quant with column-major scales padded to a multiple of 4 tokens. See "
+               "fastdeploy_ops.quantization.");
 }
 
 }  // namespace fdops

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
+#include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
 #include "ops/rotary/rotary.cuh"
 #include "ops/rotary/rotary.h"
@@ -84,12 +85,7 @@ cudaError_t launch_fused_rotary_position_encoding(void* query, void* key, DType 
       (num_kv_heads > 0 && key == nullptr))
     return cudaErrorInvalidValue;
   if (num_tokens == 0) return cudaSuccess;
-  Launch l{query, num_kv_heads > 0 ? key : nullptr, cos_sin_cache, 0};
-  int device = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, device);
-  if (status != cudaSuccess) return status;
+  const Launch l{query, num_kv_heads > 0 ? key : nullptr, cos_sin_cache, multiprocessor_count()};
 
   RotaryParams p{};
   p.query = query;

@@ -22,19 +22,20 @@ kernels::Family<rotary::KernelTable> family_kernels("rotary");
 int64_t check_heads(const char* op, const char* arg, const Tensor& t, int64_t num_tokens,
                     int64_t head_size) {
   check_rank(op, arg, t, {2, 3});
-  check_arg(dim(t, 0) == num_tokens, op, arg,
-            "have T = " + std::to_string(num_tokens) + " rows (the tokens of 'query')",
-            describe_shape(t));
-  const std::string hs = std::to_string(head_size);
+  FDOPS_CHECK_ARG(dim(t, 0) == num_tokens, op, arg,
+                  "have T = " + std::to_string(num_tokens) + " rows (the tokens of 'query')",
+                  describe_shape(t));
   if (t.ndim() == 3) {
-    check_arg(dim(t, 2) == head_size && dim(t, 1) >= 1, op, arg,
-              "have shape [T, heads, head_size] with head_size = " + hs + " and heads >= 1",
-              describe_shape(t));
+    FDOPS_CHECK_ARG(dim(t, 2) == head_size && dim(t, 1) >= 1, op, arg,
+                    "have shape [T, heads, head_size] with head_size = " +
+                        std::to_string(head_size) + " and heads >= 1",
+                    describe_shape(t));
     return dim(t, 1);
   }
-  check_arg(dim(t, 1) >= head_size && dim(t, 1) % head_size == 0, op, arg,
-            "have shape [T, heads * head_size] with head_size = " + hs + " and heads >= 1",
-            describe_shape(t));
+  FDOPS_CHECK_ARG(dim(t, 1) >= head_size && dim(t, 1) % head_size == 0, op, arg,
+                  "have shape [T, heads * head_size] with head_size = " +
+                      std::to_string(head_size) + " and heads >= 1",
+                  describe_shape(t));
   return dim(t, 1) / head_size;
 }
 
@@ -45,8 +46,8 @@ void fused_rotary_position_encoding(const Tensor& query, std::optional<Tensor> k
   const auto& table = family_kernels.table(op);
   const DType dtype =
       check_dtype(op, "query", query, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
-  check_arg(head_size >= 2 && head_size <= INT32_MAX, op, "head_size", "be between 2 and 2^31-1",
-            std::to_string(head_size));
+  FDOPS_CHECK_ARG(head_size >= 2 && head_size <= INT32_MAX, op, "head_size",
+                  "be between 2 and 2^31-1", std::to_string(head_size));
   check_rank(op, "query", query, {2, 3});
   const int64_t num_tokens = dim(query, 0);
   const int64_t num_heads = check_heads(op, "query", query, num_tokens, head_size);
@@ -55,22 +56,24 @@ void fused_rotary_position_encoding(const Tensor& query, std::optional<Tensor> k
     binding::check_dtype_is(op, "key", *key, dtype, "query");
     num_kv_heads = check_heads(op, "key", *key, num_tokens, head_size);
   }
-  check_arg(num_heads + num_kv_heads <= rotary::kMaxHeads, op, "query",
-            "have at most " + std::to_string(rotary::kMaxHeads) + " heads together with 'key'",
-            std::to_string(num_heads + num_kv_heads) + " heads");
+  FDOPS_CHECK_ARG(num_heads + num_kv_heads <= rotary::kMaxHeads, op, "query",
+                  "have at most " + std::to_string(rotary::kMaxHeads) +
+                      " heads together with 'key'",
+                  std::to_string(num_heads + num_kv_heads) + " heads");
   check_dtype(op, "position_ids", position_ids, {DType::kInt32});
   binding::check_shape(op, "position_ids", position_ids, {num_tokens}, "[T]");
   binding::check_dtype_is(op, "cos_sin_cache", cos_sin_cache, dtype, "query");
   check_rank(op, "cos_sin_cache", cos_sin_cache, {2});
   const int64_t max_position = dim(cos_sin_cache, 0);
   const int64_t rot_dim = dim(cos_sin_cache, 1);
-  check_arg(max_position >= 1 && rot_dim >= 2 && rot_dim % 2 == 0 && rot_dim <= head_size &&
-                rot_dim <= rotary::kMaxRotDim,
-            op, "cos_sin_cache",
-            "have shape [max_position >= 1, rot_dim] with rot_dim even, 2 <= rot_dim <= "
-            "min(head_size, " +
-                std::to_string(rotary::kMaxRotDim) + "), head_size = " + std::to_string(head_size),
-            describe_shape(cos_sin_cache));
+  FDOPS_CHECK_ARG(max_position >= 1 && rot_dim >= 2 && rot_dim % 2 == 0 && rot_dim <= head_size &&
+                      rot_dim <= rotary::kMaxRotDim,
+                  op, "cos_sin_cache",
+                  "have shape [max_position >= 1, rot_dim] with rot_dim even, 2 <= rot_dim <= "
+                  "min(head_size, " +
+                      std::to_string(rotary::kMaxRotDim) +
+                      "), head_size = " + std::to_string(head_size),
+                  describe_shape(cos_sin_cache));
   const int device =
       key ? check_cuda_tensors(op, {{"query", &query},
                                     {"key", &*key},
@@ -92,11 +95,11 @@ void fused_rotary_position_encoding(const Tensor& query, std::optional<Tensor> k
 }  // namespace
 
 void register_rotary(nb::module_& m) {
-  m.def("fused_rotary_position_encoding", &fused_rotary_position_encoding,
-        nb::arg("query").noconvert(), nb::arg("key").noconvert().none(),
-        nb::arg("position_ids"), nb::arg("cos_sin_cache"), nb::arg("head_size"),
-        nb::arg("is_neox"), nb::arg("stream"),
-        "Rotary position embedding in place on query and key. See fastdeploy_ops.rotary.");
+  binding::def(m, "fused_rotary_position_encoding", &fused_rotary_position_encoding,
+               nb::arg("query").noconvert(), nb::arg("key").noconvert().none(),
+               nb::arg("position_ids"), nb::arg("cos_sin_cache"), nb::arg("head_size"),
+               nb::arg("is_neox"), nb::arg("stream"),
+               "Rotary position embedding in place on query and key. See fastdeploy_ops.rotary.");
 }
 
 }  // namespace fdops

@@ -25,9 +25,10 @@ std::pair<int64_t, int64_t> check_probs(const char* op, const Tensor& probs) {
   check_dtype(op, "probs", probs, {DType::kFloat32});
   check_rank(op, "probs", probs, {2});
   const int64_t rows = dim(probs, 0), vocab = dim(probs, 1);
-  check_arg(vocab >= 1 && vocab <= kMaxVocab, op, "probs",
-            "have between 1 and 2^30 columns (the vocabulary)", std::to_string(vocab));
-  check_arg(rows <= INT32_MAX, op, "probs", "have at most 2^31 - 1 rows", std::to_string(rows));
+  FDOPS_CHECK_ARG(vocab >= 1 && vocab <= kMaxVocab, op, "probs",
+                  "have between 1 and 2^30 columns (the vocabulary)", std::to_string(vocab));
+  FDOPS_CHECK_ARG(rows <= INT32_MAX, op, "probs", "have at most 2^31 - 1 rows",
+                  std::to_string(rows));
   return {rows, vocab};
 }
 
@@ -45,7 +46,8 @@ sampling::TopK check_top_k(const char* op, const std::optional<Tensor>& top_k, i
     k.values = top_k->data();
     k.is_int64 = dtype == DType::kInt64;
   } else {
-    check_arg(scalar >= 0, op, "top_k", "be >= 0 (0: no top-k limit)", std::to_string(scalar));
+    FDOPS_CHECK_ARG(scalar >= 0, op, "top_k", "be >= 0 (0: no top-k limit)",
+                    std::to_string(scalar));
     k.scalar = scalar;
   }
   return k;
@@ -59,7 +61,8 @@ sampling::TopP check_top_p(const char* op, const std::optional<Tensor>& top_p, f
     check_per_row(op, "top_p", *top_p, rows);
     p.values = static_cast<const float*>(top_p->data());
   } else {
-    check_arg(scalar > 0.f && scalar <= 1.f, op, "top_p", "be in (0, 1]", std::to_string(scalar));
+    FDOPS_CHECK_ARG(scalar > 0.f && scalar <= 1.f, op, "top_p", "be in (0, 1]",
+                    std::to_string(scalar));
     p.scalar = scalar;
   }
   return p;
@@ -144,17 +147,19 @@ void top_k_top_p_sampling_from_probs(const Tensor& probs, std::optional<Tensor> 
 }  // namespace
 
 void register_sampling(nb::module_& m) {
-  m.def("top_k_renorm_probs", &top_k_renorm_probs, nb::arg("probs"), nb::arg("top_k").none(),
-        nb::arg("top_k_scalar"), nb::arg("renorm_probs").noconvert(), nb::arg("stream"),
-        "Top-k renormalisation of probabilities. See fastdeploy_ops.sampling.");
-  m.def("top_p_renorm_probs", &top_p_renorm_probs, nb::arg("probs"), nb::arg("top_p").none(),
-        nb::arg("top_p_scalar"), nb::arg("renorm_probs").noconvert(), nb::arg("stream"),
-        "Top-p renormalisation of probabilities. See fastdeploy_ops.sampling.");
-  m.def("top_k_top_p_sampling_from_probs", &top_k_top_p_sampling_from_probs, nb::arg("probs"),
-        nb::arg("top_k").none(), nb::arg("top_k_scalar"), nb::arg("top_p").none(),
-        nb::arg("top_p_scalar"), nb::arg("seed"), nb::arg("offset"),
-        nb::arg("samples").noconvert(), nb::arg("stream"),
-        "Rejection sampling from the joint top-k / top-p set. See fastdeploy_ops.sampling.");
+  binding::def(m, "top_k_renorm_probs", &top_k_renorm_probs, nb::arg("probs"),
+               nb::arg("top_k").none(), nb::arg("top_k_scalar"),
+               nb::arg("renorm_probs").noconvert(), nb::arg("stream"),
+               "Top-k renormalisation of probabilities. See fastdeploy_ops.sampling.");
+  binding::def(m, "top_p_renorm_probs", &top_p_renorm_probs, nb::arg("probs"),
+               nb::arg("top_p").none(), nb::arg("top_p_scalar"),
+               nb::arg("renorm_probs").noconvert(), nb::arg("stream"),
+               "Top-p renormalisation of probabilities. See fastdeploy_ops.sampling.");
+  binding::def(m, "top_k_top_p_sampling_from_probs", &top_k_top_p_sampling_from_probs,
+               nb::arg("probs"), nb::arg("top_k").none(), nb::arg("top_k_scalar"),
+               nb::arg("top_p").none(), nb::arg("top_p_scalar"), nb::arg("seed"), nb::arg("offset"),
+               nb::arg("samples").noconvert(), nb::arg("stream"),
+               "Rejection sampling from the joint top-k / top-p set. See fastdeploy_ops.sampling.");
 }
 
 }  // namespace fdops

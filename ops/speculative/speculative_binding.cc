@@ -28,8 +28,9 @@ int64_t vector_length(const char* op, const char* arg, const Tensor& t, DType dt
                       const char* n) {
   check_dtype(op, arg, t, {dtype});
   check_rank(op, arg, t, {1, 2});
-  check_arg(t.ndim() == 1 || dim(t, 1) == 1, op, arg,
-            std::string("have shape [") + n + "] or [" + n + ", 1]", binding::describe_shape(t));
+  FDOPS_CHECK_ARG(t.ndim() == 1 || dim(t, 1) == 1, op, arg,
+                  std::string("have shape [") + n + "] or [" + n + ", 1]",
+                  binding::describe_shape(t));
   return dim(t, 0);
 }
 
@@ -42,13 +43,13 @@ void check_vector(const char* op, const char* arg, const Tensor& t, DType dtype,
 
 // The rows of the batch and of the real batch, both within [0, kMaxBatch].
 void check_batch(const char* op, const char* batch_arg, int64_t batch, int64_t real_batch) {
-  check_arg(batch <= kMaxBatch, op, batch_arg,
-            "have at most " + std::to_string(kMaxBatch) + " rows (bs <= " +
-                std::to_string(kMaxBatch) + ")",
-            std::to_string(batch) + " rows");
-  check_arg(real_batch <= batch, op, "seq_lens_this_time",
-            "have at most bs = " + std::to_string(batch) + " rows (real_bs <= bs)",
-            std::to_string(real_batch) + " rows");
+  FDOPS_CHECK_ARG(batch <= kMaxBatch, op, batch_arg,
+                  "have at most " + std::to_string(kMaxBatch) + " rows (bs <= " +
+                      std::to_string(kMaxBatch) + ")",
+                  std::to_string(batch) + " rows");
+  FDOPS_CHECK_ARG(real_batch <= batch, op, "seq_lens_this_time",
+                  "have at most bs = " + std::to_string(batch) + " rows (real_bs <= bs)",
+                  std::to_string(real_batch) + " rows");
 }
 
 template <typename T>
@@ -74,19 +75,20 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
   check_dtype(op, "accept_tokens", accept_tokens, {DType::kInt64});
   check_rank(op, "accept_tokens", accept_tokens, {2});
   const int64_t batch = dim(accept_tokens, 0), width = dim(accept_tokens, 1);
-  check_arg(width >= 1 && width <= kIntMax, op, "accept_tokens",
-            "have between 1 and 2^31-1 columns (D)", std::to_string(width));
+  FDOPS_CHECK_ARG(width >= 1 && width <= kIntMax, op, "accept_tokens",
+                  "have between 1 and 2^31-1 columns (D)", std::to_string(width));
   check_dtype(op, "verify_tokens", verify_tokens, {DType::kInt64});
   check_rank(op, "verify_tokens", verify_tokens, {2});
   const int64_t total = dim(verify_tokens, 0), candidates = dim(verify_tokens, 1);
-  check_arg(candidates >= 1 && candidates <= kIntMax, op, "verify_tokens",
-            "have between 1 and 2^31-1 columns (max_candidate_len)", std::to_string(candidates));
+  FDOPS_CHECK_ARG(candidates >= 1 && candidates <= kIntMax, op, "verify_tokens",
+                  "have between 1 and 2^31-1 columns (max_candidate_len)",
+                  std::to_string(candidates));
 
   const int64_t sampled = vector_length(op, "sampled_token_ids", sampled_token_ids,
                                         DType::kInt64, "total");
-  check_arg(sampled == total, op, "sampled_token_ids",
-            "have total = " + std::to_string(total) + " elements (the rows of verify_tokens)",
-            binding::describe_shape(sampled_token_ids));
+  FDOPS_CHECK_ARG(sampled == total, op, "sampled_token_ids",
+                  "have total = " + std::to_string(total) + " elements (the rows of verify_tokens)",
+                  binding::describe_shape(sampled_token_ids));
   check_vector(op, "accept_num", accept_num, DType::kInt32, batch, "bs");
   check_vector(op, "step_idx", step_idx, DType::kInt64, batch, "bs");
   check_vector(op, "stop_flags", stop_flags, DType::kBool, batch, "bs");
@@ -102,20 +104,21 @@ void speculate_verify(const Tensor& sampled_token_ids, const Tensor& accept_toke
               "[total, max_candidate_len] (verify_tokens' shape)");
   check_vector(op, "max_dec_len", max_dec_len, DType::kInt64, batch, "bs");
   const int64_t ends = vector_length(op, "end_tokens", end_tokens, DType::kInt64, "n");
-  check_arg(ends >= 1 && ends <= kIntMax, op, "end_tokens", "hold at least one token",
-            binding::describe_shape(end_tokens));
+  FDOPS_CHECK_ARG(ends >= 1 && ends <= kIntMax, op, "end_tokens", "hold at least one token",
+                  binding::describe_shape(end_tokens));
   check_vector(op, "is_block_step", is_block_step, DType::kBool, batch, "bs");
   check_vector(op, "output_cum_offsets", output_cum_offsets, DType::kInt32, batch, "bs");
   check_vector(op, "actual_candidate_len", actual_candidate_len, DType::kInt32, total, "total");
   check_vector(op, "actual_draft_token_nums", actual_draft_token_nums, DType::kInt32, batch,
                "bs");
   check_vector(op, "topp", topp, DType::kFloat32, batch, "bs");
-  check_arg(max_seq_len >= 1 && max_seq_len <= kIntMax, op, "max_seq_len",
-            "be between 1 and 2^31-1", std::to_string(max_seq_len));
-  check_arg(verify_window >= 0 && verify_window < kIntMax, op, "verify_window",
-            "be between 0 and 2^31-2", std::to_string(verify_window));
-  check_arg(verify_mode >= 0 && verify_mode <= 2, op, "verify_mode",
-            "be 0 (candidates), 1 (top1) or 2 (target_sampling)", std::to_string(verify_mode));
+  FDOPS_CHECK_ARG(max_seq_len >= 1 && max_seq_len <= kIntMax, op, "max_seq_len",
+                  "be between 1 and 2^31-1", std::to_string(max_seq_len));
+  FDOPS_CHECK_ARG(verify_window >= 0 && verify_window < kIntMax, op, "verify_window",
+                  "be between 0 and 2^31-2", std::to_string(verify_window));
+  FDOPS_CHECK_ARG(verify_mode >= 0 && verify_mode <= 2, op, "verify_mode",
+                  "be 0 (candidates), 1 (top1) or 2 (target_sampling)",
+                  std::to_string(verify_mode));
 
   const int device = binding::check_cuda_tensors(
       op, {{"sampled_token_ids", &sampled_token_ids},
@@ -185,14 +188,14 @@ void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_dec
   check_vector(op, "seq_lens_encoder", seq_lens_encoder, DType::kInt32, batch, "max_bs");
   check_vector(op, "seq_lens_decoder", seq_lens_decoder, DType::kInt32, batch, "max_bs");
   check_dtype(op, "not_need_stop", not_need_stop, {DType::kBool});
-  check_arg(not_need_stop.size() == 1, op, "not_need_stop", "have exactly one element",
-            binding::describe_shape(not_need_stop));
+  FDOPS_CHECK_ARG(not_need_stop.size() == 1, op, "not_need_stop", "have exactly one element",
+                  binding::describe_shape(not_need_stop));
   check_dtype(op, "draft_tokens", draft_tokens, {DType::kInt64});
   check_rank(op, "draft_tokens", draft_tokens, {2});
   const int64_t width = dim(draft_tokens, 1);
   check_shape(op, "draft_tokens", draft_tokens, {batch, width}, "[max_bs, D]");
-  check_arg(width >= 1 && width <= kIntMax, op, "draft_tokens",
-            "have between 1 and 2^31-1 columns (D)", std::to_string(width));
+  FDOPS_CHECK_ARG(width >= 1 && width <= kIntMax, op, "draft_tokens",
+                  "have between 1 and 2^31-1 columns (D)", std::to_string(width));
   check_vector(op, "actual_draft_token_nums", actual_draft_token_nums, DType::kInt32, batch,
                "max_bs");
   check_dtype(op, "accept_tokens", accept_tokens, {DType::kInt64});
@@ -204,8 +207,8 @@ void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_dec
   check_batch(op, "stop_flags", batch, real_batch);
   check_vector(op, "is_block_step", is_block_step, DType::kBool, batch, "max_bs");
   check_dtype(op, "stop_nums", stop_nums, {DType::kInt64});
-  check_arg(stop_nums.size() == 1, op, "stop_nums", "have exactly one element",
-            binding::describe_shape(stop_nums));
+  FDOPS_CHECK_ARG(stop_nums.size() == 1, op, "stop_nums", "have exactly one element",
+                  binding::describe_shape(stop_nums));
 
   const int device = binding::check_cuda_tensors(
       op, {{"seq_lens_encoder", &seq_lens_encoder},
@@ -243,27 +246,27 @@ void speculate_update(const Tensor& seq_lens_encoder, const Tensor& seq_lens_dec
 }  // namespace
 
 void register_speculative(nb::module_& m) {
-  m.def("speculate_verify", &speculate_verify, nb::arg("sampled_token_ids"),
-        nb::arg("accept_tokens").noconvert(), nb::arg("accept_num").noconvert(),
-        nb::arg("step_idx").noconvert(), nb::arg("stop_flags").noconvert(),
-        nb::arg("seq_lens_encoder"), nb::arg("seq_lens_decoder"), nb::arg("draft_tokens"),
-        nb::arg("seq_lens_this_time"), nb::arg("verify_tokens"), nb::arg("verify_scores"),
-        nb::arg("max_dec_len"), nb::arg("end_tokens"), nb::arg("is_block_step"),
-        nb::arg("output_cum_offsets"), nb::arg("actual_candidate_len"),
-        nb::arg("actual_draft_token_nums"), nb::arg("topp"), nb::arg("max_seq_len"),
-        nb::arg("verify_window"), nb::arg("enable_topp"), nb::arg("benchmark_mode"),
-        nb::arg("accept_all_drafts"), nb::arg("verify_mode"), nb::arg("prefill_one_step_stop"),
-        nb::arg("seed"), nb::arg("stream"),
-        "Verify draft tokens; accept_tokens, accept_num, step_idx and stop_flags are written in "
-        "place. See fastdeploy_ops.speculative.");
-  m.def("speculate_update", &speculate_update, nb::arg("seq_lens_encoder").noconvert(),
-        nb::arg("seq_lens_decoder").noconvert(), nb::arg("not_need_stop").noconvert(),
-        nb::arg("draft_tokens").noconvert(), nb::arg("actual_draft_token_nums").noconvert(),
-        nb::arg("accept_tokens"), nb::arg("accept_num"), nb::arg("stop_flags"),
-        nb::arg("seq_lens_this_time"), nb::arg("is_block_step"), nb::arg("stop_nums"),
-        nb::arg("stream"),
-        "Advance lengths and draft lengths after verification; the first five tensors are "
-        "written in place. See fastdeploy_ops.speculative.");
+  binding::def(m, "speculate_verify", &speculate_verify, nb::arg("sampled_token_ids"),
+               nb::arg("accept_tokens").noconvert(), nb::arg("accept_num").noconvert(),
+               nb::arg("step_idx").noconvert(), nb::arg("stop_flags").noconvert(),
+               nb::arg("seq_lens_encoder"), nb::arg("seq_lens_decoder"), nb::arg("draft_tokens"),
+               nb::arg("seq_lens_this_time"), nb::arg("verify_tokens"), nb::arg("verify_scores"),
+               nb::arg("max_dec_len"), nb::arg("end_tokens"), nb::arg("is_block_step"),
+               nb::arg("output_cum_offsets"), nb::arg("actual_candidate_len"),
+               nb::arg("actual_draft_token_nums"), nb::arg("topp"), nb::arg("max_seq_len"),
+               nb::arg("verify_window"), nb::arg("enable_topp"), nb::arg("benchmark_mode"),
+               nb::arg("accept_all_drafts"), nb::arg("verify_mode"),
+               nb::arg("prefill_one_step_stop"), nb::arg("seed"), nb::arg("stream"),
+               "Verify draft tokens; accept_tokens, accept_num, step_idx and stop_flags are "
+               "written in place. See fastdeploy_ops.speculative.");
+  binding::def(m, "speculate_update", &speculate_update, nb::arg("seq_lens_encoder").noconvert(),
+               nb::arg("seq_lens_decoder").noconvert(), nb::arg("not_need_stop").noconvert(),
+               nb::arg("draft_tokens").noconvert(), nb::arg("actual_draft_token_nums").noconvert(),
+               nb::arg("accept_tokens"), nb::arg("accept_num"), nb::arg("stop_flags"),
+               nb::arg("seq_lens_this_time"), nb::arg("is_block_step"), nb::arg("stop_nums"),
+               nb::arg("stream"),
+               "Advance lengths and draft lengths after verification; the first five tensors are "
+               "written in place. See fastdeploy_ops.speculative.");
 }
 
 }  // namespace fdops

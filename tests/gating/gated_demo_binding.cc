@@ -20,8 +20,8 @@ void gated_demo_warp_sum(const Tensor& input, const Tensor& out, std::uintptr_t 
   binding::check_dtype(op, "input", input, {DType::kInt32});
   binding::check_rank(op, "input", input, {1});
   const int64_t n = binding::dim(input, 0);
-  binding::check_arg(n % 32 == 0 && n / 32 <= INT32_MAX, op, "input",
-                     "have a multiple of 32 elements", std::to_string(n));
+  FDOPS_CHECK_ARG(n % 32 == 0 && n / 32 <= INT32_MAX, op, "input",
+                  "have a multiple of 32 elements", std::to_string(n));
   binding::check_dtype(op, "out", out, {DType::kInt32});
   binding::check_shape(op, "out", out, {n / 32}, "[len(input) / 32]");
   const int device = binding::check_cuda_tensors(op, {{"input", &input}, {"out", &out}});
@@ -35,9 +35,9 @@ void gated_demo_warp_sum(const Tensor& input, const Tensor& out, std::uintptr_t 
 }  // namespace
 
 void register_gated_demo(nb::module_& m) {
-  m.def("gated_demo_warp_sum", &gated_demo_warp_sum, nb::arg("input"),
-        nb::arg("out").noconvert(), nb::arg("stream"),
-        "Test-only SM80+ op: out[w] = sum(input[32 w: 32 w + 32]).");
+  binding::def(m, "gated_demo_warp_sum", &gated_demo_warp_sum, nb::arg("input"),
+               nb::arg("out").noconvert(), nb::arg("stream"),
+               "Test-only SM80+ op: out[w] = sum(input[32 w: 32 w + 32]).");
 }
 
 }  // namespace fdops

@@ -35,6 +35,7 @@ def _registration_source(module, families):
 
 #include <cstdint>
 
+#include "ops/common/binding.h"
 #include "ops/common/kernel_registry.h"
 
 {table_decls}
@@ -48,6 +49,7 @@ NB_MODULE({module}, m) {{
 {calls}
 {installs}
   fdops::kernels::bind_loader(m);
+  fdops::binding::bind_op_entries(m);
 }}
 """.format(
         module = module,

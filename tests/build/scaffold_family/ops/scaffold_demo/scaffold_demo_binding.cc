@@ -36,8 +36,8 @@ void scaled_copy(const Tensor& input, const Tensor& out, double factor, std::uin
 }  // namespace
 
 void register_scaffold_demo(nb::module_& m) {
-  m.def("scaled_copy", &scaled_copy, nb::arg("input"), nb::arg("out").noconvert(),
-        nb::arg("factor"), nb::arg("stream"), "out = factor * input, float32.");
+  binding::def(m, "scaled_copy", &scaled_copy, nb::arg("input"), nb::arg("out").noconvert(),
+               nb::arg("factor"), nb::arg("stream"), "out = factor * input, float32.");
 }
 
 }  // namespace fdops
