@@ -13,7 +13,10 @@ def fastdeploy_ops_wheel(name, extension, **kwargs):
     """
     ops_wheel(
         name = name,
-        srcs = ["//python:package_files"],
+        srcs = [
+            "//python:package_files",
+            "//python:torch_operators",
+        ],
         strip_prefix = "python",
         description = "//:README.md",
         distribution = "fastdeploy_ops",

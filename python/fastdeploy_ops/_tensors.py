@@ -9,8 +9,9 @@ numpy arrays are CPU arrays: their outputs are numpy arrays and the bindings rej
 their "must be a CUDA tensor" error.
 
 :func:`launch` is where every op ends: torch tensors go through the op's registered
-``torch.ops.fastdeploy_ops`` operator (:mod:`._torch_library`), whose implementation comes back
-to :func:`run_kernel`; every other framework calls :func:`run_kernel` directly.
+``torch.ops.fastdeploy_ops`` operator (:mod:`._torch_library`: C++ that calls the kernel
+function without Python, or :func:`torch_operator_implementation` under other torch releases);
+every other framework calls the binding through :func:`run_kernel`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Framework:
     ``synchronous``: the framework has no stream to order work with, so launches go to the
     legacy default stream after its inputs are ready and are waited for before returning.
     ``export``: turns one argument into what the bindings import fastest (``None``: as is).
+    ``like``: allocates a tensor of the given one's shape, dtype and device, where the
+    framework does that faster than ``empty`` (``None``: through ``empty``).
     """
 
     name: str
@@ -58,6 +61,13 @@ class Framework:
     bfloat16: bool = True
     synchronous: bool = False
     export: Callable[[Any], Any] | None = None
+    like: Callable[[Tensor], Tensor] | None = None
+
+    def empty_like(self, tensor: Tensor) -> Tensor:
+        """A new tensor of ``tensor``'s framework, shape, dtype and device."""
+        if self.like is not None:
+            return self.like(tensor)
+        return self.empty(tensor, tuple(tensor.shape), dtype_name(tensor))
 
 
 def _torch_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
@@ -68,6 +78,12 @@ def _own(inputs: Sequence[Tensor], root: str) -> Tensor | None:
     """The first of ``inputs`` that is a tensor of the framework ``root``: the caller's tensors
     give the stream; any other (a numpy array by mistake) is refused by the binding."""
     return next((x for x in inputs if type(x).__module__.partition(".")[0] == root), None)
+
+
+def _torch_like(like: Tensor) -> Tensor:
+    # A third cheaper than new_empty(shape, dtype=...) on the eager path; a dense `like` keeps
+    # its strides, and the bindings refuse a strided input before its output matters.
+    return sys.modules["torch"].empty_like(like)
 
 
 def _torch_stream(inputs: Sequence[Tensor]) -> int:
@@ -103,6 +119,11 @@ def _torch_export(value: Any) -> Any:
 def _cupy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
     cupy = sys.modules["cupy"]
     return _on_cupy_device(like, lambda: cupy.empty(shape, dtype=dtype))
+
+
+def _cupy_like(like: Tensor) -> Tensor:
+    cupy = sys.modules["cupy"]
+    return _on_cupy_device(like, lambda: cupy.empty_like(like))
 
 
 def _cupy_stream(inputs: Sequence[Tensor]) -> int:
@@ -153,9 +174,10 @@ def _numpy_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
 
 _JAX = Framework("jax", _jax_empty, _jax_stream, synchronous=True)
 _FRAMEWORKS = {
-    "torch": Framework("torch", _torch_empty, _torch_stream, export=_torch_export),
+    "torch": Framework("torch", _torch_empty, _torch_stream, export=_torch_export,
+                       like=_torch_like),
     "paddle": Framework("paddle", _paddle_empty, _paddle_stream),
-    "cupy": Framework("cupy", _cupy_empty, _cupy_stream, bfloat16=False),
+    "cupy": Framework("cupy", _cupy_empty, _cupy_stream, bfloat16=False, like=_cupy_like),
     "jax": _JAX,
     "jaxlib": _JAX,  # jax arrays are jaxlib types
     "numpy": Framework("numpy", _numpy_empty, lambda inputs: 0, bfloat16=False),
@@ -257,10 +279,7 @@ _PLAIN_TYPES = frozenset((bool, int, float, str, type(None)))
 
 
 def _torch_operands(args: Sequence[Any]) -> bool:
-    """Whether every argument is a torch tensor or a plain value (the operator's schema).
-
-    A tensor of another framework, or a numpy array, among torch tensors goes to the binding
-    directly, which names the argument in its error (a torch schema error would not)."""
+    """Whether every argument is a torch tensor or a plain value (the operator's schema)."""
     tensor = sys.modules["torch"].Tensor
     return all(type(a) in _PLAIN_TYPES or isinstance(a, tensor) for a in args)
 
@@ -271,9 +290,16 @@ def launch(framework: Framework, kernel: Kernel, *args: Any) -> None:
     torch tensors are passed to the kernel's ``torch.ops.fastdeploy_ops`` operator, so that
     ``torch.compile`` sees an operator with a schema instead of a call it cannot trace.
     """
-    if framework is TORCH and _torch_operands(args):
+    if framework is not TORCH:
+        run_kernel(framework, kernel, args)
+        return
+    try:
         _torch_library.call(kernel, args)
-    else:
+    except (RuntimeError, TypeError):
+        if _torch_operands(args):
+            raise
+        # Another framework's tensor (or a numpy array) among torch tensors: the schema refused
+        # it without naming the argument; the binding names it (checked here, not on every call).
         run_kernel(framework, kernel, args)
 
 
@@ -288,9 +314,14 @@ def run_kernel(framework: Framework, kernel: Kernel, args: Sequence[Any]) -> Non
         _device.synchronize()
 
 
-def torch_operator_implementation(kernel: Kernel,
+# The ops have no backward; the C++ operators (ops/torch) say the same.
+GRAD_REFUSAL = "must not require grad (these ops have no backward; pass .detach())"
+
+
+def torch_operator_implementation(kernel: Kernel, operator: Any,
                                   tensor_positions: Sequence[int]) -> Callable[..., None]:
-    """What ``kernel``'s torch operator runs: :func:`run_kernel` for torch tensors, shortened.
+    """What ``kernel``'s torch operator runs when the C++ operators cannot be loaded (another
+    torch release): :func:`run_kernel` for torch tensors, shortened.
 
     The operator's schema says where its tensors are (``tensor_positions``, the first one a
     required tensor, whose device gives the stream), so nothing else is inspected: this is the
@@ -299,6 +330,7 @@ def torch_operator_implementation(kernel: Kernel,
     torch = sys.modules["torch"]
     to_dlpack = torch._C._to_dlpack
     first = tensor_positions[0]
+    names = [argument.name for argument in operator._schema.arguments]
 
     def run(*args: Any) -> None:
         function = get_op(kernel.family, kernel.op, kernel.group)
@@ -306,8 +338,9 @@ def torch_operator_implementation(kernel: Kernel,
         exported = list(args)
         for i in tensor_positions:
             value = exported[i]
-            # Tensors that require grad stay tensors: the binding refuses them (see _torch_export).
-            if value is not None and not value.requires_grad:
+            if value is not None:
+                if value.requires_grad:
+                    raise TypeError(f"{kernel.op}: argument '{names[i]}' {GRAD_REFUSAL}")
                 exported[i] = to_dlpack(value)
         function(*exported, _torch_raw_stream(torch, device) if device >= 0 else 0)
 

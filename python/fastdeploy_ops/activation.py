@@ -7,7 +7,7 @@ FastDeploy does); the SM70 module, which has no such instruction, uses the accur
 
 from __future__ import annotations
 
-from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch
+from ._tensors import Kernel, Tensor, framework_of, launch
 
 __all__ = ["gelu_tanh"]
 
@@ -42,6 +42,6 @@ def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
     kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "input", input)
     if out is None:
-        out = framework.empty(input, tuple(input.shape), dtype_name(input))
+        out = framework.empty_like(input)
     launch(framework, kernel, input, out)
     return out

@@ -112,7 +112,7 @@ def _attend(op: str, query: Tensor, cu_seqlens_q: Tensor | None, key_cache: Tens
     scale = _softmax_scale(op, query, softmax_scale)
     longest = _max_seq_len(op, max_seq_len)
     if out is None:
-        out = framework.empty(query, tuple(query.shape), dtype_name(query))
+        out = framework.empty_like(query)
     rows = (query, out) if cu_seqlens_q is None else (query, out, cu_seqlens_q)
     launch(framework, kernel, *rows, key_cache_arg, value_cache_arg, block_tables, seq_lens,
            key_scale, value_scale, scale, longest, bool(check_metadata))

@@ -12,7 +12,7 @@ written), lengths are clamped to the tensor's extent. Results are bitwise determ
 
 from __future__ import annotations
 
-from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, framework_of, launch, shape_of
 
 __all__ = ["get_token_penalty_multi_scores", "get_token_penalty_once"]
 
@@ -154,8 +154,8 @@ def get_token_penalty_once(
     op = "get_token_penalty_once"
     kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "logits", logits)
-    shape = shape_of(op, "logits", logits, (2,))
+    shape_of(op, "logits", logits, (2,))
     if out is None:
-        out = framework.empty(logits, shape, dtype_name(logits))
+        out = framework.empty_like(logits)
     launch(framework, kernel, pre_ids, logits, penalty_scores, out)
     return out

@@ -92,16 +92,17 @@ def run_python() -> Callable[..., dict]:
 
 
 @pytest.fixture
-def run_checks_with() -> Callable[[str, pathlib.Path], None]:
-    """``run_checks_with(python, checks)``: run the pytest file ``checks`` with another of the
-    build root's interpreters (its own virtual environment: Paddle's, torch's) against the
-    installed wheel, with the sm80 module forced so that the bindings load without a GPU.
+def run_checks_with() -> Callable[..., None]:
+    """``run_checks_with(python, checks, extra_env=None)``: run the pytest file ``checks`` with
+    another of the build root's interpreters (its own virtual environment: Paddle's, torch's)
+    against the installed wheel, with the sm80 module forced so that the bindings load without a
+    GPU, and the variables of ``extra_env`` set.
 
     Only the wheel's folder is on the child's path, so this process's packages (another Python
     version) cannot reach it; the child must pass every check and skip none.
     """
 
-    def run(python: str, checks: pathlib.Path) -> None:
+    def run(python: str, checks: pathlib.Path, extra_env: dict[str, str] | None = None) -> None:
         import fastdeploy_ops  # the installed wheel (pytest_configure), not the sources
 
         site = pathlib.Path(fastdeploy_ops.__file__).resolve().parent.parent
@@ -114,6 +115,7 @@ def run_checks_with() -> Callable[[str, pathlib.Path], None]:
             "PYTHONDONTWRITEBYTECODE": "1",
             "FASTDEPLOY_OPS_SM": "80",
             "CUDA_VISIBLE_DEVICES": "",
+            **(extra_env or {}),
         }
         folder = str(checks.parent)
         result = subprocess.run(

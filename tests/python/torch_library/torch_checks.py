@@ -1,17 +1,21 @@
 """The torch operators on the CPU (run by ../test_torch_library.py in the build root's torch
 environment: PyPI's torch 2.11.0, the release of the GPU machines, with no GPU; the sm80 module
-is forced, so the real bindings load).
+is forced, so the real bindings load). FASTDEPLOY_OPS_TORCH_NATIVE says which implementation the
+operators have: the wheel's C++ library (unset or 1) or the Python one (0); both runs must pass.
 
 What holds without a GPU: every kernel of the bindings is an operator whose schema has the
 binding's arguments; fake tensors on a CUDA device give every op's output shapes and dtypes
 without reaching a kernel; a decode step of the typed API compiles with ``fullgraph=True``
-(no graph break) and runs its operators in order; CPU tensors get the bindings' own errors
-through the operators; the operators are registered on import when torch is imported first.
+(no graph break) and reaches its operators; every kind of argument (tensors of each dtype and
+shape, optional tensors, ints, floats, bools) reaches the bindings' checks intact, and CPU
+tensors get the bindings' own errors through the operators; the operators are registered on
+import when torch is imported first.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pathlib
 import re
 import subprocess
@@ -38,6 +42,8 @@ from fastdeploy_ops import (
 )
 
 OPS = torch.ops.fastdeploy_ops
+NATIVE = os.environ.get(_torch_library.ENV_NATIVE, "1") != "0"
+F64 = torch.float64
 
 
 def declared() -> dict[Any, str]:
@@ -111,36 +117,92 @@ def test_cpu_tensors_get_the_binding_error() -> None:
                          torch.zeros(2, 2), torch.zeros(2, 2, dtype=I64), 2, 1, 2, True, 1.0)
 
 
+def test_the_operators_have_the_configured_implementation() -> None:
+    fastdeploy_ops.register_torch_ops()
+    release = "_".join(torch.__version__.split("+")[0].split(".")[:2])
+    if NATIVE:
+        assert re.fullmatch(rf"C\+\+ \(/.*/fastdeploy_ops/_torch_ops_{release}\.so\)",
+                            _torch_library.implementation())
+    else:
+        assert _torch_library.implementation() == "Python (FASTDEPLOY_OPS_TORCH_NATIVE=0)"
+
+
+def test_every_kind_of_argument_reaches_the_binding_intact() -> None:
+    """Each error below is the binding's, raised by a check that reads one argument: tensor
+    dtypes (float64 and bfloat16 named as such), shapes, ints in their positions, floats."""
+    with pytest.raises(TypeError, match=r"^gelu_tanh: argument 'input' must have dtype float32, "
+                                        r"float16 or bfloat16, got int32$"):
+        OPS.gelu_tanh(torch.zeros(3, dtype=I32), torch.zeros(3, dtype=I32))
+    with pytest.raises(TypeError, match=r"^gelu_tanh: argument 'out' must have the dtype of "
+                                        r"'input' \(bfloat16\), got float64$"):
+        OPS.gelu_tanh(torch.zeros(3, dtype=BF16), torch.zeros(3, dtype=F64))
+    with pytest.raises(ValueError, match=r"^gelu_tanh: argument 'out' must have shape "
+                                         r"input.shape = \[2, 3\], got \[3, 2\]$"):
+        OPS.gelu_tanh(torch.zeros(2, 3), torch.zeros(3, 2))
+    logits, bias = torch.zeros(2, 16), torch.zeros(16)
+    outputs = (torch.zeros(2, 16), torch.zeros(2, 2), torch.zeros(2, 2, dtype=I64))
+    with pytest.raises(ValueError, match=r"^grouped_topk: argument 'n_group' must divide the "
+                                         r"number of experts E = 16, got 3$"):
+        OPS.grouped_topk(logits, bias, *outputs, 3, 1, 2, True, 1.0)
+    with pytest.raises(ValueError, match=r"^grouped_topk: argument 'topk_group' must be between "
+                                         r"1 and n_group = 4, got 5$"):
+        OPS.grouped_topk(logits, bias, *outputs, 4, 5, 2, True, 1.0)
+    with pytest.raises(ValueError, match=r"^grouped_topk: argument 'routed_scaling_factor' must "
+                                         r"be finite, got inf$"):
+        OPS.grouped_topk(logits, bias, *outputs, 4, 2, 2, False, float("inf"))
+
+
+def test_optional_tensors_reach_the_binding_absent_or_given() -> None:
+    query, positions = torch.zeros(2, 4, 64, dtype=BF16), torch.zeros(2, dtype=I32)
+    cache = torch.zeros(16, 64, dtype=BF16)
+    with pytest.raises(TypeError, match=r"^fused_rotary_position_encoding: argument "
+                                        r"'cos_sin_cache' must have the dtype of 'query'"):
+        OPS.fused_rotary_position_encoding(query, None, positions, cache.float(), 64, True)
+    with pytest.raises(TypeError, match=r"^fused_rotary_position_encoding: argument 'key' must "
+                                        r"have the dtype of 'query'"):
+        OPS.fused_rotary_position_encoding(query, query.half(), positions, cache, 64, True)
+    with pytest.raises(ValueError, match=r"^fused_rotary_position_encoding: argument 'query' "
+                                         r"must be a CUDA tensor"):
+        OPS.fused_rotary_position_encoding(query, None, positions, cache, 64, True)
+
+
+def test_tensors_that_require_grad_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"^gelu_tanh: argument 'input' must not require grad"):
+        OPS.gelu_tanh(torch.zeros(3, requires_grad=True), torch.zeros(3))
+
+
 def test_seeds_reach_the_operator_as_their_64_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    forward = _torch_library.call
 
-    def through_operator(kernel: Any, args: Any) -> None:
-        seen["operator"] = kernel.torch_name
-        forward(kernel, args)
+    def recording(kernel: Any, args: Any) -> None:
+        seen.update(operator=kernel.torch_name, args=tuple(args))
 
-    monkeypatch.setattr(_torch_library, "call", through_operator)
-    monkeypatch.setattr(_tensors, "get_op", lambda *a, **k: lambda *args: seen.update(args=args))
+    monkeypatch.setattr(_torch_library, "call", recording)
     sampling.top_k_top_p_sampling_from_probs(torch.zeros(2, 8), 2, 0.5, 2**64 - 1, 2**63)
     assert seen["operator"] == "top_k_top_p_sampling_from_probs"
     assert seen["args"][5:7] == (-1, -(2**63))
 
 
-def test_the_operator_hands_the_binding_capsules_and_the_stream(
+def test_the_python_implementation_hands_the_binding_capsules_and_the_stream(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The operators' implementation (the eager path of every torch call) passes each tensor as
-    a DLPack capsule and the plain arguments as they are, then the stream (0 for CPU tensors);
-    a tensor that requires grad stays a tensor, for the binding to refuse."""
+    """The operators' Python implementation (torch releases without the C++ library) passes
+    each tensor as a DLPack capsule and the plain arguments as they are, then the stream (0 for
+    CPU tensors)."""
     seen: list[tuple[Any, ...]] = []
     monkeypatch.setattr(_tensors, "get_op", lambda *a, **k: lambda *args: seen.append(args))
+    kernel = next(k for k in declared() if k.op == "grouped_topk")
+    operator = OPS.grouped_topk.default
+    run = _tensors.torch_operator_implementation(kernel, operator,
+                                                 _torch_library._tensor_positions(operator))
     logits, bias = torch.zeros(2, 16), torch.zeros(16)
     outputs = (torch.zeros(2, 16), torch.zeros(2, 2), torch.zeros(2, 2, dtype=I64))
-    OPS.grouped_topk(logits, bias, *outputs, 2, 1, 2, True, 1.0)
-    OPS.gelu_tanh(torch.zeros(3, requires_grad=True), torch.zeros(3))
+    run(logits, bias, *outputs, 2, 1, 2, True, 1.0)
     kinds = [type(a).__name__ for a in seen[0]]
     assert kinds == ["PyCapsule"] * 5 + ["int", "int", "int", "bool", "float", "int"]
     assert seen[0][5:] == (2, 1, 2, True, 1.0, 0)
-    assert isinstance(seen[1][0], torch.Tensor) and type(seen[1][1]).__name__ == "PyCapsule"
+    with pytest.raises(TypeError, match=r"^grouped_topk: argument 'e_score_correction_bias' must "
+                                        r"not require grad"):
+        run(logits, bias.requires_grad_(), *outputs, 2, 1, 2, True, 1.0)
 
 
 def test_dtype_names_are_the_short_names_every_time() -> None:
@@ -246,15 +308,24 @@ STEP_OPS = ["paged_kv_append", "paged_decode_attention", "fused_rotary_position_
 
 
 def test_decode_step_compiles_without_graph_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch._dynamo.reset()
+    compiled = torch.compile(_decode_step, fullgraph=True, backend="aot_eager")
+    inputs = _step_inputs()
+    if NATIVE:
+        # The C++ operators run the real bindings: the compiled step reaches the first one,
+        # which refuses the CPU tensors as it does eagerly.
+        first_error = r"^paged_kv_append: argument '\w+' must be a CUDA tensor"
+        with pytest.raises(ValueError, match=first_error):
+            compiled(*inputs)
+        with pytest.raises(ValueError, match=first_error):
+            _decode_step(*inputs)
+        return
     launched: list[str] = []
 
     def recorder(family: str, op: str, group: str | None = None) -> Callable[..., None]:
         return lambda *args: launched.append(op)
 
     monkeypatch.setattr(_tensors, "get_op", recorder)
-    torch._dynamo.reset()
-    compiled = torch.compile(_decode_step, fullgraph=True, backend="aot_eager")
-    inputs = _step_inputs()
     result = compiled(*inputs)
     assert launched == STEP_OPS
     eager = _decode_step(*inputs)
