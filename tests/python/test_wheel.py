@@ -46,7 +46,7 @@ def test_name_and_tags(archive: zipfile.ZipFile) -> None:
     assert (2, int(match["glibc"])) <= GLIBC_FLOOR
 
 
-def _modules(archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> list[pathlib.Path]:
+def _shared_objects(archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> list[pathlib.Path]:
     paths = []
     for name in archive.namelist():
         if name.endswith(".so"):
@@ -57,10 +57,12 @@ def _modules(archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> list[pathlib.P
 
 def test_no_module_needs_a_glibc_above_the_floor(
         archive: zipfile.ZipFile, tmp_path: pathlib.Path) -> None:
-    # Read from the modules' ELF version references (readelf), not from the wheel's name.
-    modules = _modules(archive, tmp_path)
-    assert len(modules) == 4
-    for so in modules:
+    # Read from the shared objects' ELF version references (readelf), not from the wheel's name:
+    # the four extension modules and the torch operators' library.
+    shared_objects = _shared_objects(archive, tmp_path)
+    names = sorted(so.name for so in shared_objects)
+    assert len(names) == 5 and re.fullmatch(r"_torch_ops_\d+_\d+\.so", names[-1]), names
+    for so in shared_objects:
         needed = {tuple(int(p) for p in v.split("."))
                   for v in re.findall(r"Name: GLIBC_([\d.]+)", _readelf(so, "--version-info"))}
         assert needed, so.name
