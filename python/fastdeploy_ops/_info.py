@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _loader, _manifest, _selection
+from . import _loader, _manifest, _selection, _torch_library
 from .errors import DeviceUnavailableError
 
 __all__ = ["Info", "available_ops", "info"]
+
+# info()["torch_operators"] until the operators are registered (torch imported before this
+# package, a torch tensor given to an op, or register_torch_ops()).
+_NOT_REGISTERED = "not registered yet (see fastdeploy_ops.register_torch_ops)"
 
 
 class Info(dict[str, Any]):
@@ -33,6 +37,7 @@ class Info(dict[str, Any]):
         lines.append("ops: " + (", ".join(self["ops"]) or "none"))
         lines += [f"skipped: {family}: {reason}" for family, reason in self["skipped"].items()]
         lines += [f"kernels: {family}: {where}" for family, where in self["kernels"].items()]
+        lines.append(f"torch operators: {self['torch_operators']}")
         return "\n".join(lines)
 
 
@@ -60,8 +65,10 @@ def info() -> Info:
     "count"}`` or ``None``), ``device_problem`` (why there is no device, else ``None``),
     ``driver_version`` (``cuDriverGetVersion``, ``None`` without driver), ``ops`` (sorted op
     names of the loaded module), ``skipped`` (``{family: reason}`` for the families the chosen
-    module was built without) and ``kernels`` (``{family: where its kernels come from}``: built
-    in, JIT-compiled for the GPU (or to be, on first use), PTX, unavailable).
+    module was built without), ``kernels`` (``{family: where its kernels come from}``: built
+    in, JIT-compiled for the GPU (or to be, on first use), PTX, unavailable) and
+    ``torch_operators`` (what implements ``torch.ops.fastdeploy_ops``: ``"C++ (<library>)"``,
+    ``"Python (<why>)"``, or that they are not registered yet).
 
     Probes the device and imports the chosen module on first use; never raises for a missing
     GPU or module.
@@ -88,6 +95,7 @@ def info() -> Info:
         skipped={name: f.reason for name, f in manifest.skipped.items()} if manifest else {},
         kernels=_loader.describe_kernels(
             chosen, _loader.load_module()._kernel_families() if loaded else {}),
+        torch_operators=_torch_library.implementation() or _NOT_REGISTERED,
     )
 
 

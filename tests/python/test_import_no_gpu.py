@@ -52,6 +52,7 @@ def test_info_says_there_is_no_gpu(run_python) -> None:
     assert "no GPU" in out["reason"] or "no _ops_smNN" in out["reason"]
     assert out["ops"] == [] and out["kernels"] == {}
     assert "device: none" in out["str"]
+    assert out["torch_operators"] == "not registered yet (see fastdeploy_ops.register_torch_ops)"
 
 
 def test_gpu_op_raises_device_unavailable(run_python) -> None:

@@ -125,6 +125,9 @@ def test_the_operators_have_the_configured_implementation() -> None:
                             _torch_library.implementation())
     else:
         assert _torch_library.implementation() == "Python (FASTDEPLOY_OPS_TORCH_NATIVE=0)"
+    info = fastdeploy_ops.info()
+    assert info["torch_operators"] == _torch_library.implementation()
+    assert f"torch operators: {_torch_library.implementation()}" in str(info)
 
 
 def test_every_kind_of_argument_reaches_the_binding_intact() -> None:
