@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastdeploy_ops import _loader
+from fastdeploy_ops import _loader, _torch_library
 
 pytestmark = pytest.mark.usefixtures("sm80")
 
@@ -54,14 +54,10 @@ class CEntries(ctypes.Structure):
                 ("entries", ctypes.POINTER(CEntry))]
 
 
-_CAPSULE_POINTER = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
-    ("PyCapsule_GetPointer", ctypes.pythonapi))
-
-
 def entries() -> dict[str, CEntry]:
-    module = _loader.load_module()
-    address = _CAPSULE_POINTER(module._op_entries, b"fastdeploy_ops.op_entries.v1")
-    table = CEntries.from_address(address)
+    # The table the C++ torch operators get (the address the resolver returns); importing
+    # _torch_library does not import torch.
+    table = CEntries.from_address(_torch_library._entry_table())
     assert table.abi == 1
     return {table.entries[i].name.decode(): table.entries[i] for i in range(table.count)}
 
