@@ -20,7 +20,7 @@
 #include "ops/attention/paged_attention_simt.cuh"
 #include "ops/attention/paged_prefill_mma.cuh"
 #include "ops/attention/paged_prefill_wgmma.cuh"
-#include "ops/attention/workspace.h"
+#include "ops/common/workspace.h"
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "ops/attention/attention.h"
-#include "ops/attention/workspace.h"
+#include "ops/common/workspace.h"
 
 namespace fdops::attention {
 

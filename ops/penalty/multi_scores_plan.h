@@ -54,7 +54,18 @@ struct MultiScoresPlan {
   bool fused;
   int table_slots;       // of the launched kernel's table (0: every row uses the workspace)
   int64_t shared_bytes;  // dynamic shared memory of the launched kernel (fused: bitmap + table)
+  // int32 elements of global scratch (the workspace) per row: a counter per vocabulary entry
+  // when a row may be too long for the table (the kernels count a row there when twice its
+  // length exceeds the slots), then the bitmap in the split form (the fused form keeps it in
+  // shared memory). Contents on entry do not matter.
+  int64_t counts_per_row;
+  int64_t bitmap_words_per_row;
 };
+
+// The workspace part of a plan with `table_slots` slots.
+inline constexpr int64_t counts_per_row(int table_slots, int64_t vocab, int64_t max_model_len) {
+  return 2 * max_model_len > table_slots ? vocab : 0;
+}
 
 // The fused form when the batch prefers it and the row's bitmap fits in a block's share of the
 // SM (the table takes what is left, however little: rows it cannot hold use the workspace);
@@ -68,10 +79,12 @@ inline constexpr MultiScoresPlan plan_multi_scores(int64_t bs, int64_t vocab,
   if (prefers_fused(bs, device.sms) && bitmap_bytes <= block_bytes) {
     const int slots =
         table_slots(max_model_len, vocab, block_bytes - bitmap_bytes, kMaxFusedTableSlots);
-    return {true, slots, bitmap_bytes + kTableSlotBytes * slots};
+    return {true, slots, bitmap_bytes + kTableSlotBytes * slots,
+            counts_per_row(slots, vocab, max_model_len), 0};
   }
   const int slots = table_slots(max_model_len, vocab, device.split_optin, kMaxTableSlots);
-  return {false, slots, kTableSlotBytes * slots};
+  return {false, slots, kTableSlotBytes * slots, counts_per_row(slots, vocab, max_model_len),
+          bitmap_words(vocab)};
 }
 
 }  // namespace fdops::penalty

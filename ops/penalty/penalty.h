@@ -18,25 +18,19 @@ namespace fdops::penalty {
 // token_ids_all must be shorter than 2^30.
 inline constexpr int64_t kMaxModelLen = (int64_t{1} << 30) - 1;
 
-// int32 elements of the scratch buffer of launch_token_penalty_multi_scores: per row, a count
-// slot per vocabulary entry plus the bitmap (bitmap_words, multi_scores_plan.h). Its contents
-// on entry do not matter.
-inline int64_t multi_scores_workspace_size(int64_t bs, int64_t vocab_size) {
-  return bs * (vocab_size + bitmap_words(vocab_size));
-}
-
 // In place on logits [bs, V] (fp32/fp16/bf16): min-length EOS ban, repetition / frequency /
 // presence penalties over token_ids_all [bs, L] (prompt, then generated tokens), temperature,
 // bad-token ban. penalty/frequency/presence/temperature: fp32 [bs]; bad_tokens [bs, N] with
 // bad_tokens_lens [bs]; prompt_lens, cur_dec_lens, min_dec_lens [bs]; eos_token_id [num_eos];
-// all integers int64. workspace: multi_scores_workspace_size(bs, V) int32 elements.
+// all integers int64. The scratch memory the plan needs (multi_scores_plan.h) comes from the
+// stream-ordered workspace pool (ops/common/workspace.h).
 cudaError_t launch_token_penalty_multi_scores(
     const int64_t* token_ids_all, void* logits, DType logits_dtype, const float* penalty_scores,
     const float* frequency_scores, const float* presence_scores, const float* temperatures,
     const int64_t* bad_tokens, const int64_t* bad_tokens_lens, const int64_t* prompt_lens,
     const int64_t* cur_dec_lens, const int64_t* min_dec_lens, const int64_t* eos_token_id,
-    int32_t* workspace, int64_t bs, int64_t vocab_size, int64_t max_model_len,
-    int64_t max_bad_tokens, int64_t num_eos, cudaStream_t stream);
+    int64_t bs, int64_t vocab_size, int64_t max_model_len, int64_t max_bad_tokens,
+    int64_t num_eos, cudaStream_t stream);
 
 // out [bs, V] = logits [bs, V] (fp32/fp16/bf16), except that every distinct id of
 // pre_ids[b, :first negative] (int64 [bs, L]) in [0, V) gets the repetition penalty once.

@@ -48,7 +48,7 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
                                     const Tensor& bad_tokens, const Tensor& bad_tokens_lens,
                                     const Tensor& prompt_lens, const Tensor& cur_dec_lens,
                                     const Tensor& min_dec_lens, const Tensor& eos_token_id,
-                                    const Tensor& workspace, std::uintptr_t stream) {
+                                    std::uintptr_t stream) {
   const char* op = "get_token_penalty_multi_scores";
   const auto& table = family_kernels.table(op);
   int64_t bs = 0, vocab = 0;
@@ -70,12 +70,6 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
   FDOPS_CHECK_ARG(eos_token_id.ndim() == 1 || dim(eos_token_id, 1) == 1, op, "eos_token_id",
                   "have shape [n] or [n, 1]", describe_shape(eos_token_id));
   const int64_t num_eos = dim(eos_token_id, 0);
-  const int64_t needed = penalty::multi_scores_workspace_size(bs, vocab);
-  check_dtype(op, "workspace", workspace, {DType::kInt32});
-  FDOPS_CHECK_ARG(workspace.ndim() == 1 && dim(workspace, 0) >= needed, op, "workspace",
-                  "be 1-D with at least bs * (V + ceil(V / 32)) = " + std::to_string(needed) +
-                      " elements",
-                  describe_shape(workspace));
   const int device = check_cuda_tensors(op, {{"logits", &logits},
                                              {"token_ids_all", &token_ids_all},
                                              {"penalty_scores", &penalty_scores},
@@ -87,8 +81,7 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
                                              {"prompt_lens", &prompt_lens},
                                              {"cur_dec_lens", &cur_dec_lens},
                                              {"min_dec_lens", &min_dec_lens},
-                                             {"eos_token_id", &eos_token_id},
-                                             {"workspace", &workspace}});
+                                             {"eos_token_id", &eos_token_id}});
   if (bs == 0) return;
   binding::DeviceGuard guard(op, device);
   check_launch(op, table.token_penalty_multi_scores(
@@ -103,8 +96,8 @@ void get_token_penalty_multi_scores(const Tensor& token_ids_all, const Tensor& l
                        static_cast<const int64_t*>(cur_dec_lens.data()),
                        static_cast<const int64_t*>(min_dec_lens.data()),
                        static_cast<const int64_t*>(eos_token_id.data()),
-                       static_cast<int32_t*>(workspace.data()), bs, vocab, max_model_len,
-                       max_bad_tokens, num_eos, binding::as_stream(stream)));
+                       bs, vocab, max_model_len, max_bad_tokens, num_eos,
+                       binding::as_stream(stream)));
 }
 
 void get_token_penalty_once(const Tensor& pre_ids, const Tensor& logits,
@@ -148,7 +141,7 @@ void register_penalty(nb::module_& m) {
                nb::arg("frequency_scores"), nb::arg("presence_scores"), nb::arg("temperatures"),
                nb::arg("bad_tokens"), nb::arg("bad_tokens_lens"), nb::arg("prompt_lens"),
                nb::arg("cur_dec_lens"), nb::arg("min_dec_lens"), nb::arg("eos_token_id"),
-               nb::arg("workspace").noconvert(), nb::arg("stream"),
+               nb::arg("stream"),
                "Min-length EOS ban, repetition/frequency/presence penalties, temperature and bad "
                "tokens, in place on logits. See fastdeploy_ops.penalty.");
   binding::def(m, "get_token_penalty_once", &get_token_penalty_once, nb::arg("pre_ids"),

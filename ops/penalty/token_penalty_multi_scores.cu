@@ -5,6 +5,7 @@
 #include "ops/common/dispatch.cuh"
 #include "ops/common/launch.cuh"
 #include "ops/common/vec.cuh"
+#include "ops/common/workspace.h"
 #include "ops/penalty/penalty.h"
 #include "ops/penalty/token_penalty_multi_scores.cuh"
 
@@ -42,7 +43,8 @@ cudaError_t launch_split(const MultiScoresParams& p, int64_t shared_bytes, int64
                        p.temperature, p.vocab, p.words, static_cast<int>(blocks_per_row));
 }
 
-// Plans the launch (multi_scores_plan.h) with this device's limits and runs it.
+// Plans the launch (multi_scores_plan.h) with this device's limits, takes the plan's workspace
+// from the stream-ordered pool and runs it.
 template <typename T, int N>
 cudaError_t launch_for_width(MultiScoresParams p, int64_t bs, const DeviceLimits& limits,
                              cudaStream_t stream) {
@@ -53,9 +55,21 @@ cudaError_t launch_for_width(MultiScoresParams p, int64_t bs, const DeviceLimits
   device.fused_optin = static_cast<int64_t>(max_dynamic_shared_bytes<fused_kernel>());
   const MultiScoresPlan plan = plan_multi_scores(bs, p.vocab, p.max_model_len, device);
   p.table_slots = plan.table_slots;
-  if (!plan.fused) return launch_split<T, N>(p, plan.shared_bytes, bs, device.sms, stream);
-  return launch_kernel(fused_kernel, static_cast<unsigned>(bs), kFusedThreads,
-                       static_cast<size_t>(plan.shared_bytes), stream, p);
+  WorkspaceAllocation workspace;
+  const int64_t elements = bs * (plan.counts_per_row + plan.bitmap_words_per_row);
+  if (elements > 0) {
+    const cudaError_t err =
+        workspace.allocate(static_cast<size_t>(elements) * sizeof(int32_t), stream);
+    if (err != cudaSuccess) return err;
+    p.counts = static_cast<int32_t*>(workspace.data());
+    p.bitmap = reinterpret_cast<uint32_t*>(p.counts + bs * plan.counts_per_row);
+  }
+  const cudaError_t err =
+      plan.fused ? launch_kernel(fused_kernel, static_cast<unsigned>(bs), kFusedThreads,
+                                 static_cast<size_t>(plan.shared_bytes), stream, p)
+                 : launch_split<T, N>(p, plan.shared_bytes, bs, device.sms, stream);
+  const cudaError_t freed = workspace.release(stream);
+  return err != cudaSuccess ? err : freed;
 }
 
 }  // namespace token_penalty_multi_scores_impl
@@ -67,8 +81,8 @@ cudaError_t launch_token_penalty_multi_scores(
     const float* frequency_scores, const float* presence_scores, const float* temperatures,
     const int64_t* bad_tokens, const int64_t* bad_tokens_lens, const int64_t* prompt_lens,
     const int64_t* cur_dec_lens, const int64_t* min_dec_lens, const int64_t* eos_token_id,
-    int32_t* workspace, int64_t bs, int64_t vocab_size, int64_t max_model_len,
-    int64_t max_bad_tokens, int64_t num_eos, cudaStream_t stream) {
+    int64_t bs, int64_t vocab_size, int64_t max_model_len, int64_t max_bad_tokens,
+    int64_t num_eos, cudaStream_t stream) {
   if (bs < 0 || bs > INT32_MAX || vocab_size < 1 || vocab_size > INT32_MAX ||
       max_model_len < 0 || max_model_len > kMaxModelLen || max_bad_tokens < 0 || num_eos < 0)
     return cudaErrorInvalidValue;
@@ -90,8 +104,6 @@ cudaError_t launch_token_penalty_multi_scores(
   p.cur_dec_lens = cur_dec_lens;
   p.min_dec_lens = min_dec_lens;
   p.eos_token_id = eos_token_id;
-  p.counts = workspace;
-  p.bitmap = reinterpret_cast<uint32_t*>(workspace + bs * vocab_size);
   p.vocab = vocab_size;
   p.words = bitmap_words(vocab_size);
   p.max_model_len = max_model_len;

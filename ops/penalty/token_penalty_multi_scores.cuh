@@ -60,8 +60,9 @@ struct MultiScoresParams {
   const int64_t* cur_dec_lens;
   const int64_t* min_dec_lens;
   const int64_t* eos_token_id;  // [num_eos]
-  int32_t* counts;              // [bs, vocab], contents irrelevant on entry
-  uint32_t* bitmap;             // [bs, words]
+  int32_t* counts;              // [bs, vocab], contents irrelevant on entry (null: no row
+                                // can need it, MultiScoresPlan::counts_per_row)
+  uint32_t* bitmap;             // [bs, words] (split form; null in the fused form)
   int64_t vocab;
   int64_t words;
   int64_t max_model_len;

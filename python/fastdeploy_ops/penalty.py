@@ -25,17 +25,12 @@ TORCH_SCHEMAS = {
         "(Tensor token_ids_all, Tensor(a!) logits, Tensor penalty_scores, "
         "Tensor frequency_scores, Tensor presence_scores, Tensor temperatures, Tensor bad_tokens, "
         "Tensor bad_tokens_lens, Tensor prompt_lens, Tensor cur_dec_lens, Tensor min_dec_lens, "
-        "Tensor eos_token_id, Tensor(b!) workspace) -> ()"
+        "Tensor eos_token_id) -> ()"
     ),
     Kernel(FAMILY, "get_token_penalty_once"): (
         "(Tensor pre_ids, Tensor logits, Tensor penalty_scores, Tensor(a!) out) -> ()"
     ),
 }
-
-
-def _workspace_size(rows: int, vocab: int) -> int:
-    """int32 scratch elements of the multi-scores kernel: a count slot per token, plus a bitmap."""
-    return rows * (vocab + (vocab + 31) // 32)
 
 
 def get_token_penalty_multi_scores(
@@ -103,9 +98,13 @@ def get_token_penalty_multi_scores(
       ids and writes out of bounds for the others); prompt lengths are clamped to the row.
     - The per-row ``[bs, 1]`` tensors may also be 1-D ``[bs]``; ``eos_token_id`` may be ``[n]``.
     - ``bs == 0`` is allowed (no launch); every argument's dtype and shape is checked.
-    - The result is the same but computed without a dense ``[bs, V]`` count pass: counts live in
-      an int32 scratch buffer of ``bs * (V + ceil(V / 32))`` elements, allocated with the
-      caller's framework, of which only the slots of the row's ids are touched.
+    - The result is the same but computed without a dense ``[bs, V]`` count pass: a row's counts
+      live in a hash table in shared memory, or, for rows too long for it, in a ``[bs, V]``
+      int32 scratch buffer of which only the slots of the row's ids are touched. The scratch
+      buffer (and, for batches of fewer than about one row per two SMs, a ``[bs, ceil(V / 32)]``
+      bitmap) comes from the library's stream-ordered memory pool on the GPU, not from the
+      caller's framework: it is taken and given back on the caller's stream around the launch
+      (also inside a CUDA graph capture), and the pool keeps the largest size used.
     - The subtraction is evaluated as ``(l - rep * beta) - gamma`` without FMA contraction, so
       float32 results are reproducible bit for bit (FastDeploy's compiler may fuse the first
       multiply-subtract: at most one float32 ulp of difference).
@@ -113,11 +112,9 @@ def get_token_penalty_multi_scores(
     op = "get_token_penalty_multi_scores"
     kernel = Kernel(FAMILY, op)
     framework = framework_of(op, "logits", logits)
-    rows, vocab = shape_of(op, "logits", logits, (2,))
-    workspace = framework.empty(logits, (_workspace_size(rows, vocab),), "int32")
     launch(framework, kernel, token_ids_all, logits, penalty_scores, frequency_scores,
            presence_scores, temperatures, bad_tokens, bad_tokens_lens, prompt_lens, cur_dec_lens,
-           min_dec_lens, eos_token_id, workspace)
+           min_dec_lens, eos_token_id)
     return logits
 
 

@@ -2,7 +2,8 @@
 // batch sizes 1..1024, vocabularies, row lengths and the shared memory of real devices: the
 // launched kernel never asks for more shared memory than it may have, two fused blocks fit on an
 // SM, the bitmap covers the vocabulary, tables are as large as the rows need or as memory
-// allows, and the form follows the batch size.
+// allows, the form follows the batch size, and the global scratch memory is what the launched
+// kernel may touch.
 #include <cstdint>
 #include <cstdio>
 
@@ -71,6 +72,13 @@ void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
   check(p.table_slots >= 2 * ids || p.table_slots == max_slots ||
             2 * plan::kTableSlotBytes * (p.table_slots > 0 ? p.table_slots : 32) > table_room,
         "table as large as the rows need or memory allows", n, bs, vocab, len);
+  // The workspace: counters exactly when a row of `len` ids can miss the table (the kernels
+  // count in the table when 2 * row length <= slots), a bitmap exactly in the split form.
+  check(p.counts_per_row == (2 * len > p.table_slots ? vocab : 0),
+        "counters in the workspace exactly when a row can be too long for the table", n, bs,
+        vocab, len);
+  check(p.bitmap_words_per_row == (p.fused ? 0 : words),
+        "a bitmap in the workspace exactly in the split form", n, bs, vocab, len);
   if (p.fused) {
     check(plan::prefers_fused(bs, lim.sms), "fused only for batches that prefer it", n, bs,
           vocab, len);
@@ -104,6 +112,12 @@ void check_h100_choices() {
         128256, 8192);
   check(at256.fused && at256.shared_bytes == 4 * 4748 + 8 * 8192,
         "H100 bs 256, Qwen vocabulary: fused, bitmap + 64 KB", "H100", 256, 151936, 8192);
+  // Rows of up to 4096 ids fit a fused table of 8192 slots: no scratch memory at all.
+  const MultiScoresPlan short_rows = plan::plan_multi_scores(256, 151936, 4096, h100);
+  check(short_rows.fused && short_rows.counts_per_row == 0 && short_rows.bitmap_words_per_row == 0,
+        "H100 bs 256, rows of 4096: no workspace", "H100", 256, 151936, 4096);
+  check(at64.counts_per_row == 0 && at64.bitmap_words_per_row == 4008,
+        "H100 bs 64, rows of 8192 in 16384 slots: the bitmap only", "H100", 64, 128256, 8192);
 }
 
 }  // namespace

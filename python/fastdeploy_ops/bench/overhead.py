@@ -103,7 +103,6 @@ def _cases(torch: Any) -> list[_Case]:
     lengths = torch.ones(1, 1, **i64)
     penalty_args = (ids, torch.randn(1, 1000, **cuda), row, row, row, row, ids[:, :2].clone(),
                     lengths, lengths, lengths, lengths, torch.tensor([2], **i64))
-    workspace = torch.empty(1 << 16, **i32)
     # Dense K/V of the decode case for SDPA: [batch, kv_heads, tokens, head_dim].
     dense = (query[:, :, None], torch.randn(1, 8, 20, 128, **bf16),
              torch.randn(1, 8, 20, 128, **bf16))
@@ -155,7 +154,7 @@ def _cases(torch: Any) -> list[_Case]:
               lambda: ops.top_k_top_p_sampling_from_probs(probs, None, 20, None, 0.9, 1, 0,
                                                           samples), *topk),
         _Case("get_token_penalty_multi_scores", penalize,
-              lambda: ops.get_token_penalty_multi_scores(*penalty_args, workspace),
+              lambda: ops.get_token_penalty_multi_scores(*penalty_args),
               f"torch.cat ({len(pieces)} tensors)", lambda: torch.cat(pieces, out=joined)),
     ]
 

@@ -1,4 +1,4 @@
-// Scratch memory for one launch (split-K partial results), stream-ordered.
+// Scratch memory for one launch (split-K partial results, token counters), stream-ordered.
 //
 // Allocated from a memory pool of our own per device, with no release threshold, so after the
 // first calls an allocation is a pool hit of about a microsecond, it is ordered on the caller's
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <mutex>
 
-namespace fdops::attention {
+namespace fdops {
 
 inline cudaError_t workspace_pool(cudaMemPool_t* pool) {
   constexpr int kDevices = 64;
@@ -62,4 +62,4 @@ class WorkspaceAllocation {
   void* data_ = nullptr;
 };
 
-}  // namespace fdops::attention
+}  // namespace fdops
