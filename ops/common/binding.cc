@@ -170,7 +170,9 @@ int check_cuda_tensors(const char* op, const std::vector<NamedTensor>& args) {
   const char* device_arg = nullptr;
   for (const NamedTensor& a : args) {
     const Tensor& t = *a.tensor;
-    if (t.device_type() != nb::device::cuda::value) {
+    // Managed memory is the GPU's to read and write too (CuPy labels arrays in it so).
+    if (t.device_type() != nb::device::cuda::value &&
+        t.device_type() != nb::device::cuda_managed::value) {
       throw_value_error(op, a.name, "be a CUDA tensor",
                         std::string("a ") + device_name(t.device_type()) + " tensor");
     }
@@ -214,7 +216,7 @@ void check_launch(const char* op, cudaError_t status) {
 namespace detail {
 namespace {
 
-const char* value_kind_name(int32_t kind) {
+const char* value_kKind(int32_t kind) {
   switch (kind) {
     case FDOPS_VALUE_NONE: return "None";
     case FDOPS_VALUE_TENSOR: return "a tensor";
@@ -272,7 +274,7 @@ int32_t call_op_entry(const void* op, const fdops_value* args, int32_t nargs, ui
 void throw_bad_entry_argument(const char* op, int32_t index, const char* expected, int32_t kind) {
   throw nb::type_error((std::string(op) + ": argument #" + std::to_string(index + 1) +
                         " of the kernel function must be " + expected + ", got " +
-                        value_kind_name(kind))
+                        value_kKind(kind))
                            .c_str());
 }
 
@@ -295,6 +297,165 @@ void add_op_entry(const char* name, std::unique_ptr<OpEntry> entry) {
 
 void bind_op_entries(nb::module_& m) {
   m.attr("_op_entries") = nb::capsule(&detail::op_entries().table, FDOPS_OP_ENTRIES_CAPSULE);
+}
+
+namespace {
+
+// A new reference, released at the end of the scope.
+class Owned {
+ public:
+  explicit Owned(PyObject* object) : object_(object) {}
+  ~Owned() { Py_XDECREF(object_); }
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  PyObject* get() const { return object_; }
+  explicit operator bool() const { return object_ != nullptr; }
+
+ private:
+  PyObject* object_;
+};
+
+PyObject* interned(const char* name) { return PyUnicode_InternFromString(name); }
+
+// An attribute of `object`, or null with no Python error set.
+PyObject* attribute(PyObject* object, PyObject* name) {
+  PyObject* value = PyObject_GetAttr(object, name);
+  if (value == nullptr) PyErr_Clear();
+  return value;
+}
+
+bool as_int64(PyObject* value, int64_t* out) {
+  if (value == nullptr) return false;
+  const long long v = PyLong_AsLongLong(value);
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// cupy.ndarray, once the process has imported CuPy (kept for the process), else null.
+PyTypeObject* cupy_ndarray_type() {
+  static PyObject* type = nullptr;
+  if (type != nullptr) return reinterpret_cast<PyTypeObject*>(type);
+  PyObject* cupy = PyDict_GetItemString(PyImport_GetModuleDict(), "cupy");  // borrowed
+  if (cupy == nullptr) return nullptr;
+  PyObject* ndarray = PyObject_GetAttrString(cupy, "ndarray");
+  if (ndarray == nullptr) {
+    PyErr_Clear();  // CuPy is still being imported: asked again next time
+    return nullptr;
+  }
+  if (!PyType_Check(ndarray)) {
+    Py_DECREF(ndarray);
+    return nullptr;
+  }
+  type = ndarray;
+  return reinterpret_cast<PyTypeObject*>(type);
+}
+
+struct ArrayDtype {
+  uint8_t code;
+  uint8_t bits;
+  int64_t itemsize;
+};
+
+// DLPack's code and bits of a numpy dtype of native byte order and kind b, i, u or f; false for
+// any other. The dtypes seen are remembered by identity (CuPy hands out numpy's canonical dtype
+// instances; each is kept alive by the cache so that its address stays its own).
+bool array_dtype(PyObject* dtype, ArrayDtype* out) {
+  struct Known {
+    PyObject* dtype;
+    ArrayDtype value;
+  };
+  static Known known[16];
+  static int count = 0;
+  for (int i = 0; i < count; ++i) {
+    if (known[i].dtype == dtype) {
+      *out = known[i].value;
+      return true;
+    }
+  }
+  static PyObject* const kKind = interned("kind");
+  static PyObject* const kItemsize = interned("itemsize");
+  static PyObject* const kIsNative = interned("isnative");
+  const Owned kind(attribute(dtype, kKind));
+  const Owned isnative(attribute(dtype, kIsNative));
+  int64_t itemsize = 0;
+  const Owned itemsize_value(attribute(dtype, kItemsize));
+  if (!kind || !PyUnicode_Check(kind.get()) || isnative.get() != Py_True ||
+      !as_int64(itemsize_value.get(), &itemsize) || itemsize < 1 || itemsize > 8) {
+    return false;
+  }
+  Py_ssize_t length = 0;
+  const char* letter = PyUnicode_AsUTF8AndSize(kind.get(), &length);
+  if (letter == nullptr || length != 1) {
+    PyErr_Clear();
+    return false;
+  }
+  nb::dlpack::dtype_code code;
+  switch (letter[0]) {
+    case 'b': code = nb::dlpack::dtype_code::Bool; break;
+    case 'i': code = nb::dlpack::dtype_code::Int; break;
+    case 'u': code = nb::dlpack::dtype_code::UInt; break;
+    case 'f': code = nb::dlpack::dtype_code::Float; break;
+    default: return false;  // complex, or an extension dtype such as bfloat16: DLPack knows it
+  }
+  *out = {static_cast<uint8_t>(code), static_cast<uint8_t>(8 * itemsize), itemsize};
+  if (count < static_cast<int>(sizeof(known) / sizeof(known[0]))) {
+    Py_INCREF(dtype);
+    known[count++] = {dtype, *out};
+  }
+  return true;
+}
+
+}  // namespace
+
+bool CupyArray::read(PyObject* src) noexcept {
+  PyTypeObject* ndarray = cupy_ndarray_type();
+  if (ndarray == nullptr || Py_TYPE(src) != ndarray) return false;
+  static PyObject* const kData = interned("data");
+  static PyObject* const kPtr = interned("ptr");
+  static PyObject* const kDeviceId = interned("device_id");
+  static PyObject* const kShape = interned("shape");
+  static PyObject* const kStrides = interned("strides");
+  static PyObject* const kDtype = interned("dtype");
+
+  const Owned dtype(attribute(src, kDtype));
+  ArrayDtype element{};
+  if (!dtype || !array_dtype(dtype.get(), &element)) return false;
+  const Owned data(attribute(src, kData));
+  if (!data) return false;
+  const Owned ptr(attribute(data.get(), kPtr));
+  const Owned device_id(attribute(data.get(), kDeviceId));
+  int64_t address = 0, device = 0;
+  if (!as_int64(ptr.get(), &address) || !as_int64(device_id.get(), &device)) return false;
+  const Owned shape(attribute(src, kShape));
+  const Owned strides(attribute(src, kStrides));
+  if (!shape || !strides || !PyTuple_Check(shape.get()) || !PyTuple_Check(strides.get())) {
+    return false;
+  }
+  const Py_ssize_t ndim = PyTuple_Size(shape.get());
+  if (ndim > kMaxDims || PyTuple_Size(strides.get()) != ndim) return false;
+  for (Py_ssize_t i = 0; i < ndim; ++i) {
+    int64_t stride_bytes = 0;
+    if (!as_int64(PyTuple_GetItem(shape.get(), i), &shape_[i]) ||
+        !as_int64(PyTuple_GetItem(strides.get(), i), &stride_bytes) ||
+        stride_bytes % element.itemsize != 0) {
+      return false;
+    }
+    strides_[i] = stride_bytes / element.itemsize;
+  }
+  tensor_ = fdops_tensor{reinterpret_cast<void*>(static_cast<intptr_t>(address)),
+                         shape_,
+                         strides_,
+                         static_cast<int32_t>(ndim),
+                         nb::device::cuda::value,
+                         static_cast<int32_t>(device),
+                         element.code,
+                         element.bits,
+                         1};
+  return true;
 }
 
 }  // namespace fdops::binding

@@ -267,10 +267,32 @@ void def(nb::module_& m, const char* name, F fn, const Extra&... extra) {
 // Exports the module's C entry points as the capsule `_op_entries` (FDOPS_OP_ENTRIES_CAPSULE).
 void bind_op_entries(nb::module_& m);
 
+// A cupy.ndarray read through its attributes (data.ptr, data.device_id, shape, strides, dtype)
+// rather than DLPack. CuPy's __dlpack__ costs about a microsecond per array (it asks the driver
+// what kind of memory the pointer is, and allocates the capsule's tensor), and with a current
+// stream other than the default one it also records an event and makes the legacy stream wait
+// on it, ordering work our launch on the caller's current stream does not need.
+class CupyArray {
+ public:
+  // Whether `src` is a cupy.ndarray (the exact type; subclasses go through DLPack) that this
+  // view could read: native byte order, a bool/int/uint/float dtype, at most kMaxDims
+  // dimensions, strides a multiple of the item size. Anything else is false with no Python
+  // error set, and the caller imports it through DLPack. CuPy is never imported from here.
+  bool read(PyObject* src) noexcept;
+  const fdops_tensor& tensor() const { return tensor_; }
+
+ private:
+  static constexpr int kMaxDims = 8;
+  int64_t shape_[kMaxDims] = {};
+  int64_t strides_[kMaxDims] = {};
+  fdops_tensor tensor_{};
+};
+
 }  // namespace fdops::binding
 
-// nanobind argument conversion: a DLPack producer (or capsule) to a TensorView. The caster holds
-// the imported nb::ndarray<> for the call, so the view's shape and strides stay valid.
+// nanobind argument conversion: a CuPy array (binding::CupyArray), or any other DLPack producer
+// (or capsule), to a TensorView. The caster holds what it read (the CuPy array's shape and
+// strides, or the imported nb::ndarray<>) for the call, so the view stays valid.
 namespace nanobind::detail {
 
 // What nanobind asks of an argument caster that hands its value out by reference.
@@ -292,6 +314,10 @@ struct type_caster<fdops::binding::TensorView>
   static constexpr auto Name = Array::Name;
 
   bool from_python(handle src, uint32_t flags, cleanup_list* cleanup) noexcept {
+    if (cupy.read(src.ptr())) {
+      view.emplace(cupy.tensor());
+      return true;
+    }
     if (!array.from_python(src, flags, cleanup)) return false;
     const ndarray<>& a = array.value;
     const dlpack::dtype dt = a.dtype();
@@ -302,6 +328,7 @@ struct type_caster<fdops::binding::TensorView>
   }
   explicit operator Value&() { return *view; }
 
+  fdops::binding::CupyArray cupy;
   Array array;
   std::optional<Value> view;
 };

@@ -1,0 +1,140 @@
+"""CuPy arrays on the GPU: how the bindings read them.
+
+The bindings read a ``cupy.ndarray`` through its attributes (pointer, device, shape, strides,
+dtype) instead of its ``__dlpack__`` export, which is slower and, on a non-default current stream,
+orders the legacy stream after it. These tests pin what that reading must get right: the offset
+of a view, strides (a strided view is refused by name), the dtype of every kind, zero-size and
+high-rank arrays, managed memory, and the caller's current stream; and that DLPack is neither
+called for a plain array nor needed for anything else (a subclass still works through it).
+``gelu_tanh`` serves as the kernel: an elementwise op of any shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastdeploy_ops import activation
+from fastdeploy_ops._loader import get_op
+from fastdeploy_ops.testing import requires_op
+
+cupy = pytest.importorskip("cupy")
+
+pytestmark = [
+    requires_op("gelu_tanh"),
+    pytest.mark.skipif(not cupy.cuda.is_available(), reason="cupy sees no CUDA device"),
+]
+
+
+def gelu_reference(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+
+
+def random_array(shape: tuple[int, ...], dtype: str = "float32", seed: int = 0) -> object:
+    rng = np.random.default_rng(seed)
+    return cupy.asarray(rng.standard_normal(shape).astype(dtype))
+
+
+def assert_gelu_of(got: object, x: object) -> None:
+    """``got`` is gelu of ``x``: equal to the kernel's result on a fresh contiguous copy of ``x``
+    (same kernel, same values) and close to the formula (so neither read garbage)."""
+    want = activation.gelu_tanh(cupy.ascontiguousarray(x).copy())
+    np.testing.assert_array_equal(cupy.asnumpy(got), cupy.asnumpy(want))
+    np.testing.assert_allclose(cupy.asnumpy(got).astype(np.float64),
+                               gelu_reference(cupy.asnumpy(x)), rtol=1e-2, atol=1e-3)
+
+
+def test_a_view_with_an_offset_reads_its_own_elements() -> None:
+    base = random_array((10, 64))
+    view = base[3:7]  # contiguous, 3 rows into the allocation
+    assert view.data.ptr != base.data.ptr
+    assert_gelu_of(activation.gelu_tanh(view), view)
+    out = cupy.zeros((10, 64), dtype="float32")
+    activation.gelu_tanh(view, out[5:9])  # an output view with an offset too
+    assert_gelu_of(out[5:9], view)
+    assert not cupy.asnumpy(out[:5]).any() and not cupy.asnumpy(out[9:]).any()
+
+
+@pytest.mark.parametrize("make", [lambda a: a[:, ::2], lambda a: a.T, lambda a: a[::2]],
+                         ids=["every-other-column", "transposed", "every-other-row"])
+def test_a_strided_view_is_refused_by_name(make: object) -> None:
+    base = random_array((8, 64))
+    with pytest.raises(ValueError, match=r"gelu_tanh: argument 'input' must be contiguous"):
+        activation.gelu_tanh(make(base), cupy.empty(make(base).shape, "float32"))
+
+
+@pytest.mark.parametrize(("dtype", "named"), [
+    ("int8", "int8"), ("uint8", "uint8"), ("int16", "int16"), ("uint16", "uint16"),
+    ("int32", "int32"), ("int64", "int64"), ("bool", "bool"), ("float64", "float64"),
+    ("complex64", "complex64"),
+])
+def test_every_dtype_reaches_the_binding_as_it_is(dtype: str, named: str) -> None:
+    """gelu_tanh takes float16/bfloat16/float32 only: the binding's refusal names the dtype it
+    was given, for each kind of dtype CuPy has."""
+    x = cupy.zeros((4, 8), dtype=dtype)
+    with pytest.raises(TypeError, match=rf"gelu_tanh: argument 'input' .*got {named}\b"):
+        activation.gelu_tanh(x, cupy.empty((4, 8), dtype="float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_float_dtypes_compute(dtype: str) -> None:
+    x = random_array((3, 5, 7), dtype)
+    got = activation.gelu_tanh(x)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    assert_gelu_of(got, x)
+
+
+def test_zero_size_and_high_rank_arrays() -> None:
+    empty = cupy.empty((0, 64), dtype="float32")
+    assert activation.gelu_tanh(empty).shape == (0, 64)
+    # More dimensions than the attribute reading holds (8): imported through DLPack instead.
+    for shape in [(2,) * 8, (2,) * 9, (1,) * 12 + (16,)]:
+        x = random_array(shape)
+        assert_gelu_of(activation.gelu_tanh(x), x)
+
+
+def test_managed_memory_is_accepted() -> None:
+    shape, nbytes = (16, 64), 16 * 64 * 4
+    managed = cupy.ndarray(shape, "float32", memptr=cupy.cuda.malloc_managed(nbytes))
+    managed[...] = random_array(shape)
+    assert_gelu_of(activation.gelu_tanh(managed), managed)
+
+
+def test_the_launch_is_ordered_on_the_current_stream() -> None:
+    """An input written on a non-blocking stream is read after that write: the kernel runs on
+    the current stream (a launch on another stream would race the fill)."""
+    n = 1 << 24
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        x = cupy.empty(n, dtype="float32")
+        for _ in range(4):  # keep the stream busy right up to the launch
+            x.fill(1.0)
+        got = activation.gelu_tanh(x)
+    stream.synchronize()
+    assert float(cupy.asnumpy(got).min()) == float(cupy.asnumpy(got).max())
+    np.testing.assert_allclose(float(got[0]), gelu_reference(np.ones(1))[0], rtol=1e-3)
+
+
+def test_plain_arrays_do_not_go_through_dlpack(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("__dlpack__ called")
+
+    x = random_array((8, 64))
+    want = activation.gelu_tanh(x)
+    try:
+        monkeypatch.setattr(cupy.ndarray, "__dlpack__", refuse)
+    except TypeError:
+        pytest.skip("cupy.ndarray is not patchable here")
+    np.testing.assert_array_equal(cupy.asnumpy(activation.gelu_tanh(x)), cupy.asnumpy(want))
+
+
+def test_a_subclass_goes_through_dlpack() -> None:
+    class Sub(cupy.ndarray):
+        pass
+
+    x = random_array((8, 64))
+    out = cupy.empty_like(x)
+    get_op("activation", "gelu_tanh")(x.view(Sub), out.view(Sub),
+                                        cupy.cuda.get_current_stream().ptr)
+    assert_gelu_of(out, x)
