@@ -1,0 +1,133 @@
+"""How the bindings read CuPy arrays (binding.h's CupyArray), without a GPU or CuPy.
+
+A stand-in ``cupy`` module whose ``ndarray`` has CuPy's attributes (``data.ptr``,
+``data.device_id``, ``shape``, byte ``strides``, a numpy ``dtype``) and no ``__dlpack__`` is put
+in ``sys.modules``, and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding.
+Its checks run before any launch and report what the binding read: the dtype's name for every
+kind, the shape, whether the strides are row-major, the device. Arrays the attribute reading
+must leave to DLPack (a subclass, more than 8 dimensions, byte strides that are not whole
+elements, a non-native byte order, a failing attribute) then fail nanobind's conversion: the
+stand-in has no ``__dlpack__``. The GPU suite (fastdeploy_ops/tests/test_cupy_arrays.py) runs
+real CuPy arrays through the kernels.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fastdeploy_ops._loader import get_op
+
+pytestmark = pytest.mark.usefixtures("sm70")
+
+
+class _Pointer:
+    def __init__(self, ptr: int, device_id: int) -> None:
+        self.ptr = ptr
+        self.device_id = device_id
+
+
+class ndarray:  # noqa: N801 (CuPy's name: the binding looks up cupy.ndarray)
+    """Just the attributes the binding reads."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any = "float32",
+                 strides: tuple[int, ...] | None = None, device: int = 0,
+                 ptr: int = 1 << 20) -> None:
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        if strides is None:
+            strides = np.empty(shape, self.dtype).strides if 0 not in shape else (0,) * len(shape)
+        self.strides = tuple(strides)
+        self.data = _Pointer(ptr, device)
+
+
+class _Sub(ndarray):
+    pass
+
+
+class _BrokenPointer:
+    device_id = 0
+
+    @property
+    def ptr(self) -> int:
+        raise RuntimeError("no pointer")
+
+
+@pytest.fixture(autouse=True)
+def fake_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("cupy")
+    module.ndarray = ndarray
+    monkeypatch.setitem(sys.modules, "cupy", module)
+
+
+def gelu(x: Any, out: Any) -> None:
+    get_op("activation", "gelu_tanh")(x, out, 0)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "int64", "bool",
+                                   "float64"])
+def test_the_dtype_of_every_kind_is_read(dtype: str, rejects: Callable[..., str]) -> None:
+    message = rejects(TypeError, "gelu_tanh", "input",
+                      lambda: gelu(ndarray((4, 8), dtype), ndarray((4, 8))))
+    assert message.endswith(f"got {dtype}"), message
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_an_accepted_dtype_passes_and_the_output_dtype_is_compared(
+        dtype: str, rejects: Callable[..., str]) -> None:
+    other = "float32" if dtype == "float16" else "float16"
+    message = rejects(TypeError, "gelu_tanh", "out",
+                      lambda: gelu(ndarray((4, 8), dtype), ndarray((4, 8), other)))
+    assert message.endswith(f"got {other}"), message
+
+
+def test_the_shape_is_read(rejects: Callable[..., str]) -> None:
+    message = rejects(ValueError, "gelu_tanh", "out",
+                      lambda: gelu(ndarray((3, 5, 7)), ndarray((3, 5, 8))))
+    assert "[3, 5, 7]" in message and message.endswith("got [3, 5, 8]"), message
+
+
+@pytest.mark.parametrize(("shape", "strides"), [
+    ((4, 64), (512, 8)),  # every other column
+    ((64, 4), (4, 256)),  # transposed
+    ((4, 64), (512, 4)),  # every other row
+])
+def test_strides_in_bytes_are_read_as_elements(shape: tuple[int, ...], strides: tuple[int, ...],
+                                               rejects: Callable[..., str]) -> None:
+    message = rejects(ValueError, "gelu_tanh", "input",
+                      lambda: gelu(ndarray(shape, strides=strides), ndarray(shape)))
+    assert "contiguous" in message and f"strided view of shape {list(shape)}" in message, message
+
+
+def test_row_major_arrays_pass_and_the_device_is_read(rejects: Callable[..., str]) -> None:
+    """Row-major strides (also odd ones of size-1 dimensions) pass the contiguity check; the
+    device check after it names the second array's device."""
+    x = ndarray((4, 1, 64), strides=(256, 12345 * 4, 4), device=0)
+    message = rejects(ValueError, "gelu_tanh", "out",
+                      lambda: gelu(x, ndarray((4, 1, 64), device=3)))
+    assert message.endswith("got cuda:3") and "(cuda:0)" in message, message
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _Sub((4, 8)),
+    lambda: ndarray((1,) * 9),
+    lambda: ndarray((4, 8), strides=(32, 2)),
+    lambda: ndarray((4, 8), dtype=">f4"),
+    lambda: ndarray((4, 8), dtype="complex64"),
+], ids=["subclass", "9-dims", "half-element-stride", "big-endian", "complex"])
+def test_what_the_attributes_cannot_describe_is_left_to_dlpack(make: Callable[[], Any]) -> None:
+    x = make()
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        gelu(x, ndarray(x.shape))
+
+
+def test_a_failing_attribute_leaves_no_error_behind() -> None:
+    x = ndarray((4, 8))
+    x.data = _BrokenPointer()
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        gelu(x, ndarray((4, 8)))
