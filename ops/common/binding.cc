@@ -360,9 +360,18 @@ struct ArrayDtype {
   int64_t itemsize;
 };
 
-// DLPack's code and bits of a numpy dtype of native byte order and kind b, i, u or f; false for
-// any other. The dtypes seen are remembered by identity (CuPy hands out numpy's canonical dtype
-// instances; each is kept alive by the cache so that its address stays its own).
+// Whether a numpy dtype of kind V is ml_dtypes' bfloat16.
+bool is_bfloat16(PyObject* dtype, int64_t itemsize) {
+  static PyObject* const kName = interned("name");
+  const Owned name(attribute(dtype, kName));
+  if (itemsize != 2 || !name || !PyUnicode_Check(name.get())) return false;
+  return PyUnicode_CompareWithASCIIString(name.get(), "bfloat16") == 0;
+}
+
+// DLPack's code and bits of a numpy dtype of native byte order and kind b, i, u or f, or of
+// bfloat16; false for any other. The dtypes seen are remembered by identity (CuPy hands out
+// numpy's canonical dtype instances; each is kept alive by the cache so that its address stays
+// its own).
 bool array_dtype(PyObject* dtype, ArrayDtype* out) {
   struct Known {
     PyObject* dtype;
@@ -399,7 +408,11 @@ bool array_dtype(PyObject* dtype, ArrayDtype* out) {
     case 'i': code = nb::dlpack::dtype_code::Int; break;
     case 'u': code = nb::dlpack::dtype_code::UInt; break;
     case 'f': code = nb::dlpack::dtype_code::Float; break;
-    default: return false;  // complex, or an extension dtype such as bfloat16: DLPack knows it
+    case 'V':  // CuPy's bfloat16 is ml_dtypes' numpy dtype, of kind V
+      if (!is_bfloat16(dtype, itemsize)) return false;
+      code = nb::dlpack::dtype_code::Bfloat;
+      break;
+    default: return false;  // complex and others: DLPack knows them
   }
   *out = {static_cast<uint8_t>(code), static_cast<uint8_t>(8 * itemsize), itemsize};
   if (count < static_cast<int>(sizeof(known) / sizeof(known[0]))) {

@@ -275,7 +275,7 @@ void bind_op_entries(nb::module_& m);
 class CupyArray {
  public:
   // Whether `src` is a cupy.ndarray (the exact type; subclasses go through DLPack) that this
-  // view could read: native byte order, a bool/int/uint/float dtype, at most kMaxDims
+  // view could read: native byte order, a bool/int/uint/float/bfloat16 dtype, at most kMaxDims
   // dimensions, strides a multiple of the item size. Anything else is false with no Python
   // error set, and the caller imports it through DLPack. CuPy is never imported from here.
   bool read(PyObject* src) noexcept;

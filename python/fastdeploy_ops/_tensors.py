@@ -77,7 +77,10 @@ def _torch_empty(like: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
 def _own(inputs: Sequence[Tensor], root: str) -> Tensor | None:
     """The first of ``inputs`` that is a tensor of the framework ``root``: the caller's tensors
     give the stream; any other (a numpy array by mistake) is refused by the binding."""
-    return next((x for x in inputs if type(x).__module__.partition(".")[0] == root), None)
+    for x in inputs:  # a loop, not next() over a generator: this runs on every call
+        if type(x).__module__.partition(".")[0] == root:
+            return x
+    return None
 
 
 def _torch_like(like: Tensor) -> Tensor:

@@ -4,7 +4,8 @@ A stand-in ``cupy`` module whose ``ndarray`` has CuPy's attributes (``data.ptr``
 ``data.device_id``, ``shape``, byte ``strides``, a numpy ``dtype``) and no ``__dlpack__`` is put
 in ``sys.modules``, and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding.
 Its checks run before any launch and report what the binding read: the dtype's name for every
-kind, the shape, whether the strides are row-major, the device. Arrays the attribute reading
+kind (bfloat16 too, which CuPy takes from ml_dtypes), the shape, whether the strides are
+row-major, the device. Arrays the attribute reading
 must leave to DLPack (a subclass, more than 8 dimensions, byte strides that are not whole
 elements, a non-native byte order, a failing attribute) then fail nanobind's conversion: the
 stand-in has no ``__dlpack__``. The GPU suite (fastdeploy_ops/tests/test_cupy_arrays.py) runs
@@ -38,10 +39,10 @@ class ndarray:  # noqa: N801 (CuPy's name: the binding looks up cupy.ndarray)
     def __init__(self, shape: tuple[int, ...], dtype: Any = "float32",
                  strides: tuple[int, ...] | None = None, device: int = 0,
                  ptr: int = 1 << 20) -> None:
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype if isinstance(dtype, types.SimpleNamespace) else np.dtype(dtype)
         self.shape = tuple(shape)
         if strides is None:
-            strides = np.empty(shape, self.dtype).strides if 0 not in shape else (0,) * len(shape)
+            strides = np.empty(shape, f"V{self.dtype.itemsize}").strides
         self.strides = tuple(strides)
         self.data = _Pointer(ptr, device)
 
@@ -86,6 +87,17 @@ def test_an_accepted_dtype_passes_and_the_output_dtype_is_compared(
     assert message.endswith(f"got {other}"), message
 
 
+def ml_dtype(name: str) -> types.SimpleNamespace:
+    """What the binding reads of an ml_dtypes dtype (CuPy's bfloat16): numpy kind V."""
+    return types.SimpleNamespace(kind="V", itemsize=2, isnative=True, name=name)
+
+
+def test_ml_dtypes_bfloat16_is_read(rejects: Callable[..., str]) -> None:
+    message = rejects(TypeError, "gelu_tanh", "out",
+                      lambda: gelu(ndarray((4, 8), ml_dtype("bfloat16")), ndarray((4, 8))))
+    assert "(bfloat16)" in message and message.endswith("got float32"), message
+
+
 def test_the_shape_is_read(rejects: Callable[..., str]) -> None:
     message = rejects(ValueError, "gelu_tanh", "out",
                       lambda: gelu(ndarray((3, 5, 7)), ndarray((3, 5, 8))))
@@ -119,7 +131,8 @@ def test_row_major_arrays_pass_and_the_device_is_read(rejects: Callable[..., str
     lambda: ndarray((4, 8), strides=(32, 2)),
     lambda: ndarray((4, 8), dtype=">f4"),
     lambda: ndarray((4, 8), dtype="complex64"),
-], ids=["subclass", "9-dims", "half-element-stride", "big-endian", "complex"])
+    lambda: ndarray((4, 8), dtype=ml_dtype("float16_custom")),
+], ids=["subclass", "9-dims", "half-element-stride", "big-endian", "complex", "other-kind-V"])
 def test_what_the_attributes_cannot_describe_is_left_to_dlpack(make: Callable[[], Any]) -> None:
     x = make()
     with pytest.raises(TypeError, match="incompatible function arguments"):

@@ -77,9 +77,22 @@ def test_every_dtype_reaches_the_binding_as_it_is(dtype: str, named: str) -> Non
         activation.gelu_tanh(x, cupy.empty((4, 8), dtype="float32"))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def _bfloat16() -> object:
+    """CuPy's bfloat16 (ml_dtypes'), or a skip where it has none."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    try:
+        cupy.zeros(1, dtype=ml_dtypes.bfloat16)
+    except (TypeError, ValueError) as exc:
+        pytest.skip(f"this cupy has no bfloat16 arrays: {exc}")
+    return ml_dtypes.bfloat16
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
 def test_float_dtypes_compute(dtype: str) -> None:
-    x = random_array((3, 5, 7), dtype)
+    if dtype == "bfloat16":
+        x = random_array((3, 5, 7)).astype(_bfloat16())
+    else:
+        x = random_array((3, 5, 7), dtype)
     got = activation.gelu_tanh(x)
     assert got.dtype == x.dtype and got.shape == x.shape
     assert_gelu_of(got, x)
@@ -116,11 +129,14 @@ def test_the_launch_is_ordered_on_the_current_stream() -> None:
     np.testing.assert_allclose(float(got[0]), gelu_reference(np.ones(1))[0], rtol=1e-3)
 
 
-def test_plain_arrays_do_not_go_through_dlpack(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_plain_arrays_do_not_go_through_dlpack(dtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("__dlpack__ called")
 
     x = random_array((8, 64))
+    if dtype == "bfloat16":
+        x = x.astype(_bfloat16())
     want = activation.gelu_tanh(x)
     try:
         monkeypatch.setattr(cupy.ndarray, "__dlpack__", refuse)
