@@ -216,7 +216,7 @@ void check_launch(const char* op, cudaError_t status) {
 namespace detail {
 namespace {
 
-const char* value_kKind(int32_t kind) {
+const char* value_kind_name(int32_t kind) {
   switch (kind) {
     case FDOPS_VALUE_NONE: return "None";
     case FDOPS_VALUE_TENSOR: return "a tensor";
@@ -274,7 +274,7 @@ int32_t call_op_entry(const void* op, const fdops_value* args, int32_t nargs, ui
 void throw_bad_entry_argument(const char* op, int32_t index, const char* expected, int32_t kind) {
   throw nb::type_error((std::string(op) + ": argument #" + std::to_string(index + 1) +
                         " of the kernel function must be " + expected + ", got " +
-                        value_kKind(kind))
+                        value_kind_name(kind))
                            .c_str());
 }
 

@@ -268,10 +268,11 @@ void def(nb::module_& m, const char* name, F fn, const Extra&... extra) {
 void bind_op_entries(nb::module_& m);
 
 // A cupy.ndarray read through its attributes (data.ptr, data.device_id, shape, strides, dtype)
-// rather than DLPack. CuPy's __dlpack__ costs about a microsecond per array (it asks the driver
-// what kind of memory the pointer is, and allocates the capsule's tensor), and with a current
-// stream other than the default one it also records an event and makes the legacy stream wait
-// on it, ordering work our launch on the caller's current stream does not need.
+// rather than DLPack. CuPy's __dlpack__ asks the driver what kind of memory the pointer is and
+// allocates a tensor and capsule that nanobind then imports and frees, and with a current stream
+// other than the default one it records an event and makes the legacy stream wait on it, per
+// array: ordering that our launch on the caller's current stream does not need. (On an H100
+// host the export alone took 0.3 µs, as long as reading the attributes.)
 class CupyArray {
  public:
   // Whether `src` is a cupy.ndarray (the exact type; subclasses go through DLPack) that this
