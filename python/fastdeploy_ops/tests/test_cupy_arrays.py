@@ -1,8 +1,8 @@
 """CuPy arrays on the GPU: how the bindings read them.
 
 The bindings read a ``cupy.ndarray`` through its attributes (pointer, device, shape, strides,
-dtype) instead of its ``__dlpack__`` export, which is slower and, on a non-default current stream,
-orders the legacy stream after it. These tests pin what that reading must get right: the offset
+dtype) instead of its ``__dlpack__`` export, which allocates a capsule per array and, on a
+non-default current stream, orders the legacy stream after it. These tests pin what that reading must get right: the offset
 of a view, strides (a strided view is refused by name), the dtype of every kind, zero-size and
 high-rank arrays, managed memory, and the caller's current stream; and that DLPack is neither
 called for a plain array nor needed for anything else (a subclass still works through it).
