@@ -430,8 +430,6 @@ bool CupyArray::read(PyObject* src) noexcept {
   static PyObject* const kData = interned("data");
   static PyObject* const kPtr = interned("ptr");
   static PyObject* const kDeviceId = interned("device_id");
-  static PyObject* const kShape = interned("shape");
-  static PyObject* const kStrides = interned("strides");
   static PyObject* const kDtype = interned("dtype");
 
   const Owned dtype(attribute(src, kDtype));
@@ -443,32 +441,63 @@ bool CupyArray::read(PyObject* src) noexcept {
   const Owned device_id(attribute(data.get(), kDeviceId));
   int64_t address = 0, device = 0;
   if (!as_int64(ptr.get(), &address) || !as_int64(device_id.get(), &device)) return false;
-  const Owned shape(attribute(src, kShape));
-  const Owned strides(attribute(src, kStrides));
-  if (!shape || !strides || !PyTuple_Check(shape.get()) || !PyTuple_Check(strides.get())) {
-    return false;
-  }
-  const Py_ssize_t ndim = PyTuple_Size(shape.get());
-  if (ndim > kMaxDims || PyTuple_Size(strides.get()) != ndim) return false;
-  for (Py_ssize_t i = 0; i < ndim; ++i) {
-    int64_t stride_bytes = 0;
-    if (!as_int64(PyTuple_GetItem(shape.get(), i), &shape_[i]) ||
-        !as_int64(PyTuple_GetItem(strides.get(), i), &stride_bytes) ||
-        stride_bytes % element.itemsize != 0) {
-      return false;
-    }
-    strides_[i] = stride_bytes / element.itemsize;
-  }
+  const int ndim = read_layout(src, element.itemsize);
+  if (ndim < 0) return false;
   tensor_ = fdops_tensor{reinterpret_cast<void*>(static_cast<intptr_t>(address)),
                          shape_,
                          strides_,
-                         static_cast<int32_t>(ndim),
+                         ndim,
                          nb::device::cuda::value,
                          static_cast<int32_t>(device),
                          element.code,
                          element.bits,
                          1};
   return true;
+}
+
+int CupyArray::read_layout(PyObject* src, int64_t itemsize) noexcept {
+  // A C-contiguous array (CuPy keeps the flag) needs only its extents, which the cdef field
+  // `_shape` gives as one list: `shape` and `strides` each build a list and then a tuple from
+  // it, about half of what reading an array costs. Where those fields are missing (another
+  // CuPy release) or the array is strided, the public attributes are read.
+  static PyObject* const kCContiguous = interned("_c_contiguous");
+  static PyObject* const kExtents = interned("_shape");
+  static PyObject* const kShape = interned("shape");
+  static PyObject* const kStrides = interned("strides");
+  const Owned c_contiguous(attribute(src, kCContiguous));
+  if (c_contiguous.get() == Py_True) {
+    const Owned extents(attribute(src, kExtents));
+    if (extents && PyList_Check(extents.get())) {
+      const Py_ssize_t ndim = PyList_Size(extents.get());
+      if (ndim > kMaxDims) return -1;
+      for (Py_ssize_t i = 0; i < ndim; ++i) {
+        if (!as_int64(PyList_GetItem(extents.get(), i), &shape_[i])) return -1;
+      }
+      int64_t stride = 1;
+      for (Py_ssize_t i = ndim - 1; i >= 0; --i) {
+        strides_[i] = stride;
+        stride *= shape_[i];
+      }
+      return static_cast<int>(ndim);
+    }
+  }
+  const Owned shape(attribute(src, kShape));
+  const Owned strides(attribute(src, kStrides));
+  if (!shape || !strides || !PyTuple_Check(shape.get()) || !PyTuple_Check(strides.get())) {
+    return -1;
+  }
+  const Py_ssize_t ndim = PyTuple_Size(shape.get());
+  if (ndim > kMaxDims || PyTuple_Size(strides.get()) != ndim) return -1;
+  for (Py_ssize_t i = 0; i < ndim; ++i) {
+    int64_t stride_bytes = 0;
+    if (!as_int64(PyTuple_GetItem(shape.get(), i), &shape_[i]) ||
+        !as_int64(PyTuple_GetItem(strides.get(), i), &stride_bytes) ||
+        stride_bytes % itemsize != 0) {
+      return -1;
+    }
+    strides_[i] = stride_bytes / itemsize;
+  }
+  return static_cast<int>(ndim);
 }
 
 }  // namespace fdops::binding

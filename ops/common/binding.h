@@ -267,12 +267,13 @@ void def(nb::module_& m, const char* name, F fn, const Extra&... extra) {
 // Exports the module's C entry points as the capsule `_op_entries` (FDOPS_OP_ENTRIES_CAPSULE).
 void bind_op_entries(nb::module_& m);
 
-// A cupy.ndarray read through its attributes (data.ptr, data.device_id, shape, strides, dtype)
-// rather than DLPack. CuPy's __dlpack__ asks the driver what kind of memory the pointer is and
-// allocates a tensor and capsule that nanobind then imports and frees, and with a current stream
-// other than the default one it records an event and makes the legacy stream wait on it, per
-// array: ordering that our launch on the caller's current stream does not need. (On an H100
-// host the export alone took 0.3 µs, as long as reading the attributes.)
+// A cupy.ndarray read through its attributes (data.ptr, data.device_id, dtype, and the extents
+// and flag of a C-contiguous array, else shape and strides) rather than DLPack. CuPy's
+// __dlpack__ asks the driver what kind of memory the pointer is and allocates a tensor and
+// capsule that nanobind then imports and frees, and with a current stream other than the
+// default one it records an event and makes the legacy stream wait on it, per array: ordering
+// that our launch on the caller's current stream does not need. (On an H100 host the export
+// alone took 0.3 µs, as long as reading the public attributes.)
 class CupyArray {
  public:
   // Whether `src` is a cupy.ndarray (the exact type; subclasses go through DLPack) that this
@@ -284,6 +285,9 @@ class CupyArray {
 
  private:
   static constexpr int kMaxDims = 8;
+  // Fills shape_ and strides_ (in elements); the number of dimensions, or -1 if unreadable.
+  int read_layout(PyObject* src, int64_t itemsize) noexcept;
+
   int64_t shape_[kMaxDims] = {};
   int64_t strides_[kMaxDims] = {};
   fdops_tensor tensor_{};

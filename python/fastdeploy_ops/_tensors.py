@@ -240,7 +240,9 @@ def shape_of(op: str, arg: str, tensor: Tensor, ranks: Sequence[int]) -> tuple[i
     Raises:
         ValueError: the rank is not in ``ranks`` (the message names ``op`` and ``arg``).
     """
-    shape = tuple(int(n) for n in tensor.shape)
+    shape = tensor.shape
+    if type(shape) is not tuple:  # CuPy's, numpy's and JAX's shapes are tuples of ints already
+        shape = tuple(int(n) for n in shape)
     if len(shape) not in ranks:
         expected = " or ".join(f"{r}-D" for r in ranks)
         raise ValueError(f"{op}: argument '{arg}' must be {expected}, got shape {list(shape)}")
@@ -271,9 +273,10 @@ def unsigned64_bits(op: str, arg: str, value: int) -> int:
     Raises:
         TypeError: not an int. ValueError: out of range.
     """
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
-    value = int(value)
+    if type(value) is not int:  # the abstract-class check costs a microsecond: not for ints
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
+        value = int(value)
     if not 0 <= value < 1 << 64:
         raise ValueError(f"{op}: argument '{arg}' must be in [0, 2**64), got {value}")
     return value - (1 << 64) if value >= 1 << 63 else value

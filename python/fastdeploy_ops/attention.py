@@ -85,7 +85,8 @@ def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor) -> tuple[Kernel, 
 
 def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float:
     if softmax_scale is None:
-        return 1.0 / math.sqrt(int(query.shape[-1])) if len(query.shape) == 3 else 1.0
+        shape = query.shape  # a new tuple per access for CuPy arrays
+        return 1.0 / math.sqrt(int(shape[-1])) if len(shape) == 3 else 1.0
     try:
         return float(softmax_scale)
     except (TypeError, ValueError):

@@ -53,6 +53,8 @@ def _is_tensor(value: object) -> bool:
 
 def _top_k(op: str, top_k: int | Tensor) -> tuple[Tensor | None, int]:
     """``(tensor, 0)`` or ``(None, scalar)``; the binding checks both."""
+    if type(top_k) is int:  # the usual scalar, without the abstract-class check below
+        return None, top_k
     if isinstance(top_k, numbers.Integral):
         return None, int(top_k)
     if _is_tensor(top_k):
@@ -62,6 +64,8 @@ def _top_k(op: str, top_k: int | Tensor) -> tuple[Tensor | None, int]:
 
 
 def _top_p(op: str, top_p: float | Tensor) -> tuple[Tensor | None, float]:
+    if type(top_p) is float:  # the usual scalar, without the abstract-class check below
+        return None, top_p
     if isinstance(top_p, numbers.Real):
         return None, float(top_p)
     if _is_tensor(top_p):

@@ -1,8 +1,10 @@
 """How the bindings read CuPy arrays (binding.h's CupyArray), without a GPU or CuPy.
 
 A stand-in ``cupy`` module whose ``ndarray`` has CuPy's attributes (``data.ptr``,
-``data.device_id``, ``shape``, byte ``strides``, a numpy ``dtype``) and no ``__dlpack__`` is put
-in ``sys.modules``, and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding.
+``data.device_id``, ``shape``, byte ``strides``, a numpy ``dtype``, and, as CuPy's cdef fields
+do, ``_c_contiguous`` and the extents list ``_shape``) and no ``__dlpack__`` is put in
+``sys.modules``; every test runs with and without the cdef fields (the binding reads only the
+public attributes where they are missing), and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding.
 Its checks run before any launch and report what the binding read: the dtype's name for every
 kind (bfloat16 too, which CuPy takes from ml_dtypes), the shape, whether the strides are
 row-major, the device. Arrays the attribute reading
@@ -33,8 +35,22 @@ class _Pointer:
         self.device_id = device_id
 
 
+def _c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int) -> bool:
+    """CuPy's C-contiguity flag: row-major strides, size-1 dimensions' strides ignored."""
+    if 0 in shape:
+        return True
+    expected = itemsize
+    for extent, stride in zip(reversed(shape), reversed(strides)):
+        if extent != 1 and stride != expected:
+            return False
+        expected *= extent
+    return True
+
+
 class ndarray:  # noqa: N801 (CuPy's name: the binding looks up cupy.ndarray)
     """Just the attributes the binding reads."""
+
+    cdef_fields = True  # set per test by the fake_cupy fixture
 
     def __init__(self, shape: tuple[int, ...], dtype: Any = "float32",
                  strides: tuple[int, ...] | None = None, device: int = 0,
@@ -43,8 +59,17 @@ class ndarray:  # noqa: N801 (CuPy's name: the binding looks up cupy.ndarray)
         self.shape = tuple(shape)
         if strides is None:
             strides = np.empty(shape, f"V{self.dtype.itemsize}").strides
-        self.strides = tuple(strides)
+        self.byte_strides = tuple(strides)
+        self.strides_readable = True
         self.data = _Pointer(ptr, device)
+        if self.cdef_fields:
+            self._shape = list(self.shape)
+            self._c_contiguous = _c_contiguous(self.shape, self.byte_strides, self.dtype.itemsize)
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        assert self.strides_readable, "the binding read a contiguous array's strides"
+        return self.byte_strides
 
 
 class _Sub(ndarray):
@@ -59,8 +84,9 @@ class _BrokenPointer:
         raise RuntimeError("no pointer")
 
 
-@pytest.fixture(autouse=True)
-def fake_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=[True, False], ids=["cdef-fields", "public-attributes"])
+def fake_cupy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ndarray, "cdef_fields", request.param)
     module = types.ModuleType("cupy")
     module.ndarray = ndarray
     monkeypatch.setitem(sys.modules, "cupy", module)
@@ -137,6 +163,15 @@ def test_what_the_attributes_cannot_describe_is_left_to_dlpack(make: Callable[[]
     x = make()
     with pytest.raises(TypeError, match="incompatible function arguments"):
         gelu(x, ndarray(x.shape))
+
+
+def test_a_contiguous_array_is_read_from_its_extents_alone(rejects: Callable[..., str]) -> None:
+    """With CuPy's cdef fields, a C-contiguous array's byte strides are never asked for (its
+    row-major strides follow from ``_shape``)."""
+    x, out = ndarray((3, 5, 7)), ndarray((3, 5, 8))
+    x.strides_readable = out.strides_readable = not ndarray.cdef_fields
+    message = rejects(ValueError, "gelu_tanh", "out", lambda: gelu(x, out))
+    assert message.endswith("got [3, 5, 8]"), message
 
 
 def test_a_failing_attribute_leaves_no_error_behind() -> None:
