@@ -122,11 +122,8 @@ def grouped_topk(
     rows, experts = shape_of(op, "gating_output", gating_output, (2,))
     k = _topk(op, "topk", topk, experts)
     if out is None:
-        out = (
-            framework.empty(gating_output, (rows, experts), "float32"),
-            framework.empty(gating_output, (rows, k), "float32"),
-            framework.empty(gating_output, (rows, k), "int64"),
-        )
+        out = framework.empties(gating_output, ((rows, experts), "float32"),
+                                ((rows, k), "float32"), ((rows, k), "int64"))
     scores, values, indices = _unpack_out(op, out, ("scores", "topk_values", "topk_indices"))
     launch(framework, kernel, gating_output, e_score_correction_bias, scores, values, indices,
            n_group, topk_group, k, renormalize, routed_scaling_factor)
@@ -171,10 +168,7 @@ def noaux_tc(
     rows, experts = shape_of(op, "scores", scores, (2,))
     k = _topk(op, "topk", topk, experts)
     if out is None:
-        out = (
-            framework.empty(scores, (rows, k), "float32"),
-            framework.empty(scores, (rows, k), "int64"),
-        )
+        out = framework.empties(scores, ((rows, k), "float32"), ((rows, k), "int64"))
     values, indices = _unpack_out(op, out, ("topk_values", "topk_indices"))
     launch(framework, kernel, scores, scores_with_bias, values, indices,
            n_group, topk_group, k, renormalize, routed_scaling_factor)
@@ -218,7 +212,7 @@ def fused_cast_sigmoid_bias(
             f"{op}: argument 'cast_type' is bfloat16, which {framework.name} arrays cannot hold"
         )
     if out is None:
-        out = (framework.empty(input, shape, cast_type), framework.empty(input, shape, cast_type))
+        out = framework.empties(input, (shape, cast_type), (shape, cast_type))
     scores, scores_with_bias = _unpack_out(op, out, ("scores", "scores_with_bias"))
     launch(framework, kernel, input, bias, scores, scores_with_bias)
     return scores, scores_with_bias
@@ -262,10 +256,7 @@ def moe_topk_select(
     rows = math.prod(leading)
     k = _topk(op, "moe_topk", moe_topk, experts)
     if out is None:
-        out = (
-            framework.empty(gating_logits, (rows, k), "int64"),
-            framework.empty(gating_logits, (rows, k), "float32"),
-        )
+        out = framework.empties(gating_logits, ((rows, k), "int64"), ((rows, k), "float32"))
     topk_ids, topk_weights = _unpack_out(op, out, ("topk_ids", "topk_weights"))
     launch(framework, kernel, gating_logits, bias, topk_ids, topk_weights,
            apply_norm_weight, enable_softmax_top_k_fused)

@@ -151,12 +151,8 @@ def get_padding_offset(
             f"{min(rows * cols, INT32_MAX)}, got {tokens}"
         )
     if out is None:
-        out = (
-            framework.empty(input_ids, (tokens,), "int64"),
-            framework.empty(input_ids, (tokens,), "int32"),
-            framework.empty(input_ids, (rows + 1,), "int32"),
-            framework.empty(input_ids, (rows + 1,), "int32"),
-        )
+        out = framework.empties(input_ids, ((tokens,), "int64"), ((tokens,), "int32"),
+                                ((rows + 1,), "int32"), ((rows + 1,), "int32"))
     x, batch_ids, cu_q, cu_k = _unpack_out(
         op, out, ("x_remove_padding", "batch_id_per_token", "cu_seqlens_q", "cu_seqlens_k"))
     launch(framework, kernel, input_ids, tokens, seq_len, x, batch_ids, cu_q, cu_k)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastdeploy_ops import activation
+from fastdeploy_ops import activation, moe_routing
 from fastdeploy_ops._loader import get_op
 from fastdeploy_ops.testing import requires_op
 
@@ -96,6 +96,32 @@ def test_float_dtypes_compute(dtype: str) -> None:
     got = activation.gelu_tanh(x)
     assert got.dtype == x.dtype and got.shape == x.shape
     assert_gelu_of(got, x)
+
+
+def test_contiguous_arrays_with_unit_dimensions_of_any_stride() -> None:
+    """CuPy calls an array C-contiguous whatever the strides of its size-1 dimensions (0 for a
+    new axis); the binding reads such an array from its extents alone."""
+    x = random_array((4, 64))[:, None, :]
+    assert x.flags.c_contiguous and x.strides[1] == 0
+    assert_gelu_of(activation.gelu_tanh(x), x)
+    row = random_array((6, 64))[2:3]  # one row, offset into its allocation
+    assert row.flags.c_contiguous and row.data.ptr != row.base.data.ptr
+    assert_gelu_of(activation.gelu_tanh(row), row)
+
+
+@requires_op("grouped_topk")
+def test_outputs_of_one_call_are_views_of_one_allocation_that_do_not_overlap() -> None:
+    logits, bias = random_array((5, 64)), random_array((64,), seed=1)
+    outputs = moe_routing.grouped_topk(logits, bias, 8, 4, 6)
+    assert len({a.data.mem.ptr for a in outputs}) == 1
+    spans = sorted((a.data.ptr, a.data.ptr + a.nbytes) for a in outputs)
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans
+    assert all(a.data.ptr % 256 == 0 for a in outputs)
+    single = [cupy.asnumpy(a) for a in outputs]
+    again = moe_routing.grouped_topk(logits, bias, 8, 4, 6,
+                                     out=tuple(cupy.empty_like(a) for a in outputs))
+    for got, want in zip(single, again):
+        np.testing.assert_array_equal(got, cupy.asnumpy(want))
 
 
 def test_zero_size_and_high_rank_arrays() -> None:
