@@ -203,13 +203,13 @@ class PagedAttentionBindings {
   // The launch's plan exists: every shape the checks above accept has a kernel (the CPU tests
   // enumerate them through paged_attention_plan), so this is a last guard before the launch.
   static void check_plan(const char* op, const KernelTable& table, const AttentionParams& p,
-                         const std::string& query_shape) {
+                         const Tensor& query) {
     AttentionPlan plan = {};
     FDOPS_CHECK_ARG(table.plan_attention(p, 1, &plan) == cudaSuccess, op, "query",
                     "have a shape some kernel serves (num_heads = " + std::to_string(p.num_heads) +
                         " over kv_heads = " + std::to_string(p.cache.kv_heads) + ", head_dim " +
                         std::to_string(p.cache.head_dim) + ")",
-                    query_shape);
+                    describe_shape(query));
   }
 
   // How a launch of these shapes is divided when the device runs `resident_blocks` blocks at
@@ -481,7 +481,7 @@ class PagedAttentionBindings {
     if (cu_seqlens_q && batch == 0 && rows > 0) {
       binding::throw_value_error(op, "block_tables", "have a row per sequence", "0 rows");
     }
-    check_plan(op, table, p, describe_shape(query));
+    check_plan(op, table, p, query);
     const int device = binding::check_cuda_tensors(op, tensors);
     p.query = query.data();
     p.out = out.data();
