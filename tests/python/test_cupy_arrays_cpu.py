@@ -3,15 +3,15 @@
 A stand-in ``cupy`` module whose ``ndarray`` has CuPy's attributes (``data.ptr``,
 ``data.device_id``, ``shape``, byte ``strides``, a numpy ``dtype``, and, as CuPy's cdef fields
 do, ``_c_contiguous`` and the extents list ``_shape``) and no ``__dlpack__`` is put in
-``sys.modules``; every test runs with and without the cdef fields (the binding reads only the
-public attributes where they are missing), and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding.
-Its checks run before any launch and report what the binding read: the dtype's name for every
-kind (bfloat16 too, which CuPy takes from ml_dtypes), the shape, whether the strides are
-row-major, the device. Arrays the attribute reading
-must leave to DLPack (a subclass, more than 8 dimensions, byte strides that are not whole
-elements, a non-native byte order, a failing attribute) then fail nanobind's conversion: the
-stand-in has no ``__dlpack__``. The GPU suite (fastdeploy_ops/tests/test_cupy_arrays.py) runs
-real CuPy arrays through the kernels.
+``sys.modules``, and its arrays are passed to the forced sm70 module's ``gelu_tanh`` binding;
+every test runs with and without the cdef fields (without them the binding reads the public
+attributes). Its checks run before any launch and report what the binding read: the dtype's
+name for every kind (bfloat16 too, which CuPy takes from ml_dtypes), the shape, whether the
+strides are row-major, the device; a contiguous array's strides are not read at all. Arrays
+the attribute reading must leave to DLPack (a subclass, more than 8 dimensions, byte strides
+that are not whole elements, a non-native byte order, a failing attribute) then fail
+nanobind's conversion: the stand-in has no ``__dlpack__``. The GPU suite
+(fastdeploy_ops/tests/test_cupy_arrays.py) runs real CuPy arrays through the kernels.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""CuPy arrays on the GPU: how the bindings read them.
+"""CuPy arrays on the GPU: how the bindings read them, and how outputs are made for them.
 
-The bindings read a ``cupy.ndarray`` through its attributes (pointer, device, shape, strides,
-dtype) instead of its ``__dlpack__`` export, which allocates a capsule per array and, on a
-non-default current stream, orders the legacy stream after it. These tests pin what that reading must get right: the offset
-of a view, strides (a strided view is refused by name), the dtype of every kind, zero-size and
-high-rank arrays, managed memory, and the caller's current stream; and that DLPack is neither
-called for a plain array nor needed for anything else (a subclass still works through it).
+The bindings read a ``cupy.ndarray`` through its attributes (pointer, device, dtype, and the
+extents of a C-contiguous array or else its shape and strides) instead of its ``__dlpack__``
+export, which allocates a capsule per array and, on a non-default current stream, orders the
+legacy stream after it. These tests pin what that reading must get right: the offset of a view,
+strides (a strided view is refused by name), unit dimensions of any stride, the dtype of every
+kind, zero-size and high-rank arrays, managed memory, and the caller's current stream; that
+DLPack is neither called for a plain array nor needed for anything else (a subclass still works
+through it); and that the outputs of one call, views of one allocation, do not overlap.
 ``gelu_tanh`` serves as the kernel: an elementwise op of any shape.
 """
 
