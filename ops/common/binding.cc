@@ -458,8 +458,9 @@ bool CupyArray::read(PyObject* src) noexcept {
 int CupyArray::read_layout(PyObject* src, int64_t itemsize) noexcept {
   // A C-contiguous array (CuPy keeps the flag) needs only its extents, which the cdef field
   // `_shape` gives as one list: `shape` and `strides` each build a list and then a tuple from
-  // it, about half of what reading an array costs. Where those fields are missing (another
-  // CuPy release) or the array is strided, the public attributes are read.
+  // it (read from Python on an H100 host: 0.47 of the 0.74 µs all attributes took; `_shape`
+  // and the flag 0.30). Where those fields are missing (another CuPy release) or the array is
+  // strided, the public attributes are read.
   static PyObject* const kCContiguous = interned("_c_contiguous");
   static PyObject* const kExtents = interned("_shape");
   static PyObject* const kShape = interned("shape");

@@ -153,9 +153,9 @@ _CUPY_OUTPUT_ALIGNMENT = 256  # bytes: what CuPy's own allocations are aligned t
 def _cupy_empty_group(like: Tensor, specs: Sequence[OutputSpec]) -> tuple[Tensor, ...]:
     """The outputs of one call as views of one CuPy allocation.
 
-    CuPy's allocator costs about 2 µs per request on the call path; the views cost half of
-    that. The outputs share the allocation: it returns to CuPy's pool when the last of them is
-    freed.
+    Each ``cupy.ndarray(shape, dtype)`` asks CuPy's memory pool for its memory (1.4-1.8 µs of
+    the 3.5 µs an output cost on an H100 host); views of one allocation ask once. The outputs
+    share the allocation: it returns to CuPy's pool when the last of them is freed.
     """
     cupy = sys.modules["cupy"]
     offsets = []
@@ -313,7 +313,7 @@ def unsigned64_bits(op: str, arg: str, value: int) -> int:
     Raises:
         TypeError: not an int. ValueError: out of range.
     """
-    if type(value) is not int:  # the abstract-class check costs a microsecond: not for ints
+    if type(value) is not int:  # plain ints skip the abstract-class check, the slow part here
         if not isinstance(value, numbers.Integral) or isinstance(value, bool):
             raise TypeError(f"{op}: argument '{arg}' must be an int, got {type(value).__name__}")
         value = int(value)
