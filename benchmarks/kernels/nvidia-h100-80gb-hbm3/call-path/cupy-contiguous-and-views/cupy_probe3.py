@@ -83,9 +83,10 @@ xgc, ogc = C(xg), C(og)
 row("gelu binding cupy", lambda: gelu(xgc, ogc, 0))
 row("gelu binding capsules", lambda: gelu(dl(xg), dl(og), 0))
 row("gelu torch operator", lambda: ops.gelu_tanh(xg, og))
-# --- the four ops: typed, typed out=, typed with the kernel call stubbed, binding direct
+# --- the four ops: typed, typed out=, the typed API's own time (run_kernel replaced by a no-op
+# for the call, so neither the binding nor the launch runs), the binding called directly
 real_run = _tensors.run_kernel
-def stubbed(fn):
+def without_kernel_call(fn):
     def g():
         _tensors.run_kernel = lambda *a: None
         try:
@@ -93,17 +94,17 @@ def stubbed(fn):
         finally:
             _tensors.run_kernel = real_run
     return g
-def stub_cost():
+def swap_cost():  # what without_kernel_call adds by swapping run_kernel out and back
     _tensors.run_kernel = lambda *a: None
     _tensors.run_kernel = real_run
-row("stub swap cost", stub_cost)
+row("stub swap cost", swap_cost)
 lg, bias = C(torch.randn(1, 256, device="cuda")), C(torch.randn(256, device="cuda"))
 outs = (cupy.empty((1, 256), cupy.float32), cupy.empty((1, 8), cupy.float32), cupy.empty((1, 8), cupy.int64))
 gt = get_op("moe_routing", "grouped_topk")
 row("grouped_topk typed", lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8))
 row("grouped_topk typed out=", lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8, out=outs))
-row("grouped_topk typed, no kernel call", stubbed(lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8)))
-row("grouped_topk typed out=, no kernel call", stubbed(lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8, out=outs)))
+row("grouped_topk typed, no kernel call", without_kernel_call(lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8)))
+row("grouped_topk typed out=, no kernel call", without_kernel_call(lambda: moe_routing.grouped_topk(lg, bias, 8, 4, 8, out=outs)))
 row("grouped_topk binding", lambda: gt(lg, bias, *outs, 8, 4, 8, True, 1.0, 0))
 q = C(torch.randn(1, 8, 128, **bf16)); kc, vc = C(torch.randn(2, 8, 16, 128, **bf16)), C(torch.randn(2, 8, 16, 128, **bf16))
 tab = C(torch.tensor([[0, 1]], **i32)); sl = C(torch.tensor([20], **i32)); qo = cupy.empty_like(q)
@@ -111,19 +112,19 @@ dec = get_op("attention", "paged_decode_attention")
 da = lambda **kw: attention.paged_decode_attention(q, kc, vc, tab, sl, check_metadata=False, **kw)
 row("decode typed", da)
 row("decode typed out=", lambda: da(out=qo))
-row("decode typed, no kernel call", stubbed(da))
-row("decode typed out=, no kernel call", stubbed(lambda: da(out=qo)))
+row("decode typed, no kernel call", without_kernel_call(da))
+row("decode typed out=, no kernel call", without_kernel_call(lambda: da(out=qo)))
 row("decode binding", lambda: dec(q, qo, kc, vc, tab, sl, None, None, 0.088, 0, False, 0))
 pr = C(torch.softmax(torch.randn(1, 1000, device="cuda"), -1)); so = cupy.empty((1,), cupy.int64)
 sm = get_op("sampling", "top_k_top_p_sampling_from_probs")
 sa = lambda **kw: sampling.top_k_top_p_sampling_from_probs(pr, 20, 0.9, 1, **kw)
 row("sampling typed", sa)
 row("sampling typed out=", lambda: sa(out=so))
-row("sampling typed, no kernel call", stubbed(sa))
-row("sampling typed out=, no kernel call", stubbed(lambda: sa(out=so)))
+row("sampling typed, no kernel call", without_kernel_call(sa))
+row("sampling typed out=, no kernel call", without_kernel_call(lambda: sa(out=so)))
 row("sampling binding", lambda: sm(pr, None, 20, None, 0.9, 1, 0, so, 0))
 cargs = [C(a) for a in pen_args(1)]
-row("penalty typed, no kernel call", stubbed(lambda: penalty.get_token_penalty_multi_scores(*cargs)))
+row("penalty typed, no kernel call", without_kernel_call(lambda: penalty.get_token_penalty_multi_scores(*cargs)))
 
 # --- zero rows: conversion and checks without a launch
 g0 = cupy.empty((0, 64), ml_dtypes.bfloat16); g0o = cupy.empty((0, 64), ml_dtypes.bfloat16)
