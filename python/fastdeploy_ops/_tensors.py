@@ -64,7 +64,7 @@ class Framework:
     synchronous: bool = False
     export: Callable[[Any], Any] | None = None
     like: Callable[[Tensor], Tensor] | None = None
-    group: Callable[[Tensor, Sequence[OutputSpec]], tuple[Tensor, ...]] | None = None
+    group: Callable[[Tensor, tuple[OutputSpec, ...]], tuple[Tensor, ...]] | None = None
 
     def empty_like(self, tensor: Tensor) -> Tensor:
         """A new tensor of ``tensor``'s framework, shape, dtype and device."""
@@ -138,11 +138,36 @@ def _cupy_empty(like: Tensor, shape: Sequence[int], dtype: Any) -> Tensor:
     microsecond even when nothing switches).
     """
     cupy = sys.modules["cupy"]
+    new_array = _cupy_array_constructor(cupy)
     device = like.data.device_id
     if device == cupy.cuda.runtime.getDevice():
-        return cupy.ndarray(shape, dtype)
+        return new_array(shape, dtype)
     with cupy.cuda.Device(device):
-        return cupy.ndarray(shape, dtype)
+        return new_array(shape, dtype)
+
+
+@functools.cache
+def _cupy_array_constructor(cupy: Any) -> Callable[..., Tensor]:
+    """``cupy.ndarray(shape, dtype, memptr)`` by the quickest route this CuPy release has.
+
+    ``cupy.ndarray(...)`` runs a Python-level ``__new__`` that repacks ``*args, **kwargs``, the
+    cdef base's ``_init`` and a no-op ``__init__``. Creating the object with the cdef base's
+    allocator and calling ``_init`` directly is the same initialisation (the class is exactly
+    ``cupy.ndarray``, for which ``__new__`` does nothing else) without the Python layers.
+    Releases without those internals get the public constructor.
+    """
+    ndarray = cupy.ndarray
+    base = getattr(getattr(getattr(cupy, "_core", None), "core", None), "_ndarray_base", None)
+    if base is None or not hasattr(base, "_init") or not issubclass(ndarray, base):
+        return ndarray
+    allocate = base.__new__
+
+    def new_array(shape: Sequence[int], dtype: Any, memptr: Any = None) -> Tensor:
+        array = allocate(ndarray)
+        array._init(shape, dtype, memptr)
+        return array
+
+    return new_array
 
 
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int8": 1,
@@ -150,7 +175,7 @@ _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, 
 _CUPY_OUTPUT_ALIGNMENT = 256  # bytes: what CuPy's own allocations are aligned to, at least
 
 
-def _cupy_empty_group(like: Tensor, specs: Sequence[OutputSpec]) -> tuple[Tensor, ...]:
+def _cupy_empty_group(like: Tensor, specs: tuple[OutputSpec, ...]) -> tuple[Tensor, ...]:
     """The outputs of one call as views of one CuPy allocation.
 
     Each ``cupy.ndarray(shape, dtype)`` asks CuPy's memory pool for its memory (1.4-1.8 µs of
@@ -158,21 +183,29 @@ def _cupy_empty_group(like: Tensor, specs: Sequence[OutputSpec]) -> tuple[Tensor
     share the allocation: it returns to CuPy's pool when the last of them is freed.
     """
     cupy = sys.modules["cupy"]
-    offsets = []
-    total = 0
-    for shape, dtype in specs:
-        offsets.append(total)
-        nbytes = math.prod(shape) * _ITEMSIZE[dtype]
-        total += -(-nbytes // _CUPY_OUTPUT_ALIGNMENT) * _CUPY_OUTPUT_ALIGNMENT
+    total, layout = _cupy_group_layout(specs)
     device = like.data.device_id
     if device == cupy.cuda.runtime.getDevice():
         block = cupy.cuda.alloc(total)
     else:
         with cupy.cuda.Device(device):
             block = cupy.cuda.alloc(total)
-    ndarray = cupy.ndarray
-    return tuple([ndarray(shape, dtype, memptr=block + offset)
-                  for (shape, dtype), offset in zip(specs, offsets)])
+    new_array = _cupy_array_constructor(cupy)
+    return tuple([new_array(shape, dtype, block + offset) for shape, dtype, offset in layout])
+
+
+@functools.lru_cache(maxsize=1024)
+def _cupy_group_layout(
+        specs: tuple[OutputSpec, ...]) -> tuple[int, tuple[tuple[tuple[int, ...], str, int], ...]]:
+    """The bytes of one allocation holding ``specs`` and each output's ``(shape, dtype, offset)``,
+    every offset a multiple of the alignment. Cached: an op's output shapes recur across calls."""
+    layout = []
+    total = 0
+    for shape, dtype in specs:
+        layout.append((shape, dtype, total))
+        nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+        total += -(-nbytes // _CUPY_OUTPUT_ALIGNMENT) * _CUPY_OUTPUT_ALIGNMENT
+    return total, tuple(layout)
 
 
 def _cupy_like(like: Tensor) -> Tensor:

@@ -3,7 +3,9 @@
 Ops with several outputs ask CuPy's allocator once and hand out views of that allocation
 (``_tensors._cupy_empty_group``). A stand-in ``cupy`` module records the requests: one per call,
 each view aligned to 256 bytes, none overlapping another, the allocation exactly as large as
-the aligned views, made on the device of the caller's array.
+the aligned views, made on the device of the caller's array. Every test runs against a stand-in
+with CuPy's private cdef base class (whose ``_init`` the adapter calls directly, skipping the
+public constructor's Python layers) and against one without it (the public constructor).
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ class _MemoryPointer:
 class _FakeCupy:
     """The parts of CuPy the allocation uses, recording every allocation."""
 
-    def __init__(self) -> None:
+    def __init__(self, cdef_base: bool) -> None:
         self.current_device = 0
         self.allocations: list[_Memory] = []
+        self.public_constructions = 0
         module = types.ModuleType("cupy")
-        module.ndarray = self._ndarray_class()
+        base, module.ndarray = self._ndarray_classes()
+        if cdef_base:
+            module._core = types.SimpleNamespace(core=types.SimpleNamespace(_ndarray_base=base))
         module.cuda = types.SimpleNamespace(
             alloc=self.alloc,
             runtime=types.SimpleNamespace(getDevice=lambda: self.current_device),
@@ -63,25 +68,43 @@ class _FakeCupy:
         finally:
             self.current_device = previous
 
-    def _ndarray_class(self) -> type:
+    def _ndarray_classes(self) -> tuple[type, type]:
+        """CuPy's layout: the public class derives from a base class that does the work."""
         fake = self
 
-        class ndarray:  # noqa: N801 (CuPy's name)
-            def __init__(self, shape: tuple[int, ...], dtype: str = "float32",
-                         memptr: _MemoryPointer | None = None) -> None:
+        class _ndarray_base:  # noqa: N801 (CuPy's name)
+            def _init(self, shape: tuple[int, ...], dtype: str = "float32",
+                      memptr: _MemoryPointer | None = None) -> None:
                 self.shape, self.dtype = tuple(shape), dtype
                 self.nbytes = int(np.prod(shape)) * ITEMSIZE[dtype]
                 self.data = memptr if memptr is not None else fake.alloc(self.nbytes)
 
+        class ndarray(_ndarray_base):  # noqa: N801
+            def __init__(self, *args: Any) -> None:
+                fake.public_constructions += 1
+                self._init(*args)
+
         ndarray.__module__ = "cupy"
-        return ndarray
+        return _ndarray_base, ndarray
 
 
-@pytest.fixture
-def cupy(monkeypatch: pytest.MonkeyPatch) -> _FakeCupy:
-    fake = _FakeCupy()
+@pytest.fixture(params=[True, False], ids=["cdef-base", "public-constructor"])
+def cupy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> _FakeCupy:
+    fake = _FakeCupy(cdef_base=request.param)
     monkeypatch.setitem(sys.modules, "cupy", fake.module)
     return fake
+
+
+def test_outputs_are_made_through_the_cdef_base_where_cupy_has_it(cupy: _FakeCupy) -> None:
+    like = cupy.module.ndarray((2, 2))
+    cupy.public_constructions = 0
+    framework = _tensors.framework_of("op", "x", like)
+    outputs = (framework.empty_like(like), *framework.empties(like, ((3,), "int64"), ((1,), "uint8")))
+    assert all(type(a) is cupy.module.ndarray for a in outputs)
+    assert [(a.shape, a.dtype) for a in outputs] == [((2, 2), "float32"), ((3,), "int64"),
+                                                      ((1,), "uint8")]
+    uses_base = hasattr(cupy.module, "_core")
+    assert cupy.public_constructions == (0 if uses_base else len(outputs))
 
 
 def spans(arrays: tuple[Any, ...]) -> list[tuple[int, int]]:

@@ -126,6 +126,25 @@ def test_outputs_of_one_call_are_views_of_one_allocation_that_do_not_overlap() -
         np.testing.assert_array_equal(got, cupy.asnumpy(want))
 
 
+@requires_op("grouped_topk")
+def test_outputs_are_plain_arrays_like_cupys_own() -> None:
+    """Outputs are made through CuPy's cdef base rather than its public constructor: they must
+    be indistinguishable from arrays ``cupy.ndarray`` makes (class, layout flags, base, device)
+    and behave like them (CuPy ops, views, copies back)."""
+    x = random_array((3, 64))
+    logits, bias = random_array((5, 64)), random_array((64,), seed=1)
+    for got in (activation.gelu_tanh(x), *moe_routing.grouped_topk(logits, bias, 8, 4, 6)):
+        made = cupy.ndarray(got.shape, got.dtype)
+        assert type(got) is cupy.ndarray and got.base is None
+        assert (got.shape, got.strides, got.dtype, got.size, got.nbytes) == (
+            made.shape, made.strides, made.dtype, made.size, made.nbytes)
+        assert got.flags.c_contiguous and got.flags.f_contiguous == made.flags.f_contiguous
+        assert got.data.device_id == x.data.device_id
+        np.testing.assert_array_equal(cupy.asnumpy(got[1:] * 1), cupy.asnumpy(got)[1:])
+        got.fill(0)
+        assert not cupy.asnumpy(got).any()
+
+
 def test_zero_size_and_high_rank_arrays() -> None:
     empty = cupy.empty((0, 64), dtype="float32")
     assert activation.gelu_tanh(empty).shape == (0, 64)
