@@ -63,24 +63,25 @@ _TORCH_SCHEMAS = {
         "Tensor? value_scale, float softmax_scale, int max_seq_len, bool check_metadata) -> ()"
     ),
 }
-# fp8 caches are served by the kernels of their own instantiation group.
-TORCH_SCHEMAS = {
-    Kernel(FAMILY, op, group): schema
-    for op, schema in _TORCH_SCHEMAS.items()
-    for group in (None, _FP8_GROUP)
-}
+# Each op's kernel for bf16/fp16/int8 caches and, from their own instantiation group, for fp8
+# caches; made once here rather than on every call.
+_KERNELS = {op: (Kernel(FAMILY, op), Kernel(FAMILY, op, _FP8_GROUP)) for op in _TORCH_SCHEMAS}
+TORCH_SCHEMAS = {kernel: _TORCH_SCHEMAS[kernel.op] for pair in _KERNELS.values() for kernel in pair}
 
 
 def _cache_op(op: str, key_cache: Tensor, value_cache: Tensor) -> tuple[Kernel, Tensor, Tensor]:
     """The kernel serving the cache's dtype and the caches as the binding takes them."""
-    if dtype_name(key_cache) == _FP8 or dtype_name(value_cache) == _FP8:
-        if dtype_name(key_cache) != dtype_name(value_cache):
-            raise TypeError(
-                f"{op}: argument 'value_cache' must have the dtype of 'key_cache' "
-                f"({dtype_name(key_cache)}), got {dtype_name(value_cache)}"
-            )
-        return Kernel(FAMILY, op, _FP8_GROUP), float8_bytes(key_cache), float8_bytes(value_cache)
-    return Kernel(FAMILY, op), key_cache, value_cache
+    key_dtype = dtype_name(key_cache)
+    # Dtype objects are shared, so equal dtypes are usually one object: one name to look up.
+    if key_dtype != _FP8 and (value_cache.dtype is key_cache.dtype
+                              or dtype_name(value_cache) != _FP8):
+        return _KERNELS[op][0], key_cache, value_cache
+    if dtype_name(value_cache) != key_dtype:
+        raise TypeError(
+            f"{op}: argument 'value_cache' must have the dtype of 'key_cache' ({key_dtype}), "
+            f"got {dtype_name(value_cache)}"
+        )
+    return _KERNELS[op][1], float8_bytes(key_cache), float8_bytes(value_cache)
 
 
 def _softmax_scale(op: str, query: Tensor, softmax_scale: float | None) -> float:
