@@ -99,7 +99,8 @@ def test_outputs_are_made_through_the_cdef_base_where_cupy_has_it(cupy: _FakeCup
     like = cupy.module.ndarray((2, 2))
     cupy.public_constructions = 0
     framework = _tensors.framework_of("op", "x", like)
-    outputs = (framework.empty_like(like), *framework.empties(like, ((3,), "int64"), ((1,), "uint8")))
+    outputs = (framework.empty_like(like),
+               *framework.empties(like, ((3,), "int64"), ((1,), "uint8")))
     assert all(type(a) is cupy.module.ndarray for a in outputs)
     assert [(a.shape, a.dtype) for a in outputs] == [((2, 2), "float32"), ((3,), "int64"),
                                                       ((1,), "uint8")]

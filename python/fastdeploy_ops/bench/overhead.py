@@ -10,8 +10,9 @@ Per op: the typed API with torch tensors (through ``torch.ops.fastdeploy_ops``),
 called directly with preallocated outputs, the typed API with CuPy arrays, and in the same run
 torch's own op of similar arity (as many tensor arguments, the same kind of work where torch has
 it: ``gelu``, ``topk``, ``addcmul``, ``scaled_dot_product_attention``, ``cat`` of as many
-tensors) and ``torch.add`` (two inputs and ``out``) for scale. Targets: the torch path at most
-1.5x torch's op of similar arity, other frameworks at most 10 µs.
+tensors) and ``torch.add`` (two inputs and ``out``) for scale; with CuPy, CuPy's own
+``cupy.add(a, b)`` (two inputs, a new output) as the scale of its column. Targets: the torch path
+at most 1.5x torch's op of similar arity, other frameworks at most 10 µs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Overhead:
     reference: str
     reference_us: float
     add_us: float | None = None  # torch.add(a, b, out=c) in the same run
+    cupy_add_us: float | None = None  # cupy.add(a, b), a new output, in the same run
 
     @property
     def ratio(self) -> float:
@@ -167,6 +169,10 @@ def measure(torch: Any) -> list[Overhead]:
         cupy = None
     a, b, c = (torch.randn(8, 64, device="cuda") for _ in range(3))
     add_us = host_us_per_call(torch, lambda: torch.add(a, b, out=c))
+    cupy_add_us = None
+    if cupy is not None:
+        ca, cb = cupy.from_dlpack(a), cupy.from_dlpack(b)
+        cupy_add_us = host_us_per_call(torch, lambda: cupy.add(ca, cb))
     rows = []
     for case in _cases(torch):
         cupy_us = None
@@ -179,8 +185,13 @@ def measure(torch: Any) -> list[Overhead]:
             cupy_us=cupy_us,
             reference=case.reference,
             reference_us=host_us_per_call(torch, case.reference_call),
-            add_us=add_us))
+            add_us=add_us,
+            cupy_add_us=cupy_add_us))
     return rows
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def to_markdown(rows: list[Overhead]) -> str:
@@ -193,8 +204,8 @@ def to_markdown(rows: list[Overhead]) -> str:
         "",
         "| op | typed API, torch (µs) | operator, direct (µs) | typed API, CuPy (µs) | "
         "torch's op of similar arity | its µs | torch ratio | torch target | CuPy target | "
-        "torch.add (µs) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "torch.add (µs) | cupy.add (µs) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cupy = "n/a" if r.cupy_us is None else f"{r.cupy_us:.1f}"
@@ -203,5 +214,5 @@ def to_markdown(rows: list[Overhead]) -> str:
         torch_met = "met" if r.ratio <= TORCH_RATIO_TARGET else "missed"
         lines.append(f"| {r.op} | {r.typed_torch_us:.1f} | {r.operator_us:.1f} | {cupy} | "
                      f"{r.reference} | {r.reference_us:.1f} | {r.ratio:.2f}x | {torch_met} | "
-                     f"{cupy_met} | {'n/a' if r.add_us is None else f'{r.add_us:.1f}'} |")
+                     f"{cupy_met} | {_us(r.add_us)} | {_us(r.cupy_add_us)} |")
     return "\n".join(lines) + "\n"
