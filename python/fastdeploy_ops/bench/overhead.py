@@ -208,11 +208,10 @@ def to_markdown(rows: list[Overhead]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cupy = "n/a" if r.cupy_us is None else f"{r.cupy_us:.1f}"
         cupy_met = ("n/a" if r.cupy_us is None
                     else "met" if r.cupy_us <= OTHER_FRAMEWORK_TARGET_US else "missed")
         torch_met = "met" if r.ratio <= TORCH_RATIO_TARGET else "missed"
-        lines.append(f"| {r.op} | {r.typed_torch_us:.1f} | {r.operator_us:.1f} | {cupy} | "
-                     f"{r.reference} | {r.reference_us:.1f} | {r.ratio:.2f}x | {torch_met} | "
-                     f"{cupy_met} | {_us(r.add_us)} | {_us(r.cupy_add_us)} |")
+        lines.append(f"| {r.op} | {r.typed_torch_us:.1f} | {r.operator_us:.1f} | "
+                     f"{_us(r.cupy_us)} | {r.reference} | {r.reference_us:.1f} | {r.ratio:.2f}x | "
+                     f"{torch_met} | {cupy_met} | {_us(r.add_us)} | {_us(r.cupy_add_us)} |")
     return "\n".join(lines) + "\n"
