@@ -53,7 +53,7 @@ row("group: alloc + 3 ndarray(memptr)", group_nd)
 row("group: alloc + 3 bnew+_init", group_base)
 row("group: alloc + 3 bnew+_init inline", group_base_inline)
 row("3 x ndarray(s)", lambda: (nd((1, 256), "float32"), nd((1, 8), "float32"), nd((1, 8), "int64")))
-row("_cupy_empty_group (current)", lambda: _tensors._cupy_empty_group(m_like, [((1, 256), "float32"), ((1, 8), "float32"), ((1, 8), "int64")]))
+row("_cupy_empty_group (current)", lambda: _tensors._cupy_empty_group(m_like, (((1, 256), "float32"), ((1, 8), "float32"), ((1, 8), "int64"))))
 # CuPy's own calls for scale
 a, b2, c = (cupy.ones((8, 64), cupy.float32) for _ in range(3))
 row("cupy.add(a,b,out=c)", lambda: cupy.add(a, b2, out=c))
