@@ -1,5 +1,5 @@
-// launch_token_penalty_multi_scores: the split form (a sparse row kernel, then a dense pass) or
-// the fused form (one kernel) by batch size (see token_penalty_multi_scores.cuh).
+// launch_token_penalty_multi_scores: the sliced or the fused form by batch size (see
+// token_penalty_multi_scores.cuh and multi_scores_plan.h).
 #include <cstdint>
 
 #include "ops/common/dispatch.cuh"
@@ -13,9 +13,6 @@ namespace fdops::penalty {
 // Named, not anonymous: nvcc mangles anonymous namespaces with a per-compilation hash.
 namespace token_penalty_multi_scores_impl {
 
-// Blocks per SM the dense pass aims for in total (kApplyThreads threads each).
-constexpr int kApplyBlocksPerSm = 16;
-
 // The current device's multiprocessor count and shared memory per multiprocessor (the kernels'
 // opt-in limits are filled in per kernel), cached per device.
 cudaError_t multiprocessor_limits(DeviceLimits* limits) {
@@ -24,50 +21,35 @@ cudaError_t multiprocessor_limits(DeviceLimits* limits) {
   return shared_per_sm > 0 ? cudaSuccess : cudaErrorInvalidDevice;
 }
 
-template <typename T, int N>
-cudaError_t launch_split(const MultiScoresParams& p, int64_t shared_bytes, int64_t bs, int sms,
-                         cudaStream_t stream) {
-  const cudaError_t err = launch_kernel(multi_scores_row_kernel<T>, static_cast<unsigned>(bs),
-                                        kRowThreads, static_cast<size_t>(shared_bytes), stream, p);
-  if (err != cudaSuccess) return err;
-  const int64_t num_vecs = p.vocab / N;
-  // Enough blocks in total to fill the GPU even for one row, never more than a row needs.
-  const int64_t wanted = (static_cast<int64_t>(sms) * kApplyBlocksPerSm + bs - 1) / bs;
-  const int64_t useful = (num_vecs + kApplyThreads - 1) / kApplyThreads;
-  int64_t blocks_per_row = wanted < useful ? wanted : useful;
-  if (blocks_per_row < 1) blocks_per_row = 1;
-  const int64_t blocks = bs * blocks_per_row;
-  if (blocks > INT32_MAX) return cudaErrorInvalidValue;
-  return launch_kernel(multi_scores_apply_kernel<T, N>, static_cast<unsigned>(blocks),
-                       kApplyThreads, 0, stream, static_cast<T*>(p.logits), p.bitmap,
-                       p.temperature, p.vocab, p.words, static_cast<int>(blocks_per_row));
-}
-
-// Plans the launch (multi_scores_plan.h) with this device's limits, takes the plan's workspace
-// from the stream-ordered pool and runs it.
+// Plans the launch (multi_scores_plan.h) with this device's limits, takes the fused form's
+// workspace, if any, from the stream-ordered pool and runs it.
 template <typename T, int N>
 cudaError_t launch_for_width(MultiScoresParams p, int64_t bs, const DeviceLimits& limits,
                              cudaStream_t stream) {
   constexpr auto fused_kernel = multi_scores_fused_kernel<T, N>;
+  constexpr auto sliced_kernel = multi_scores_sliced_kernel<T, N>;
   DeviceLimits device = limits;
-  device.split_optin =
-      static_cast<int64_t>(max_dynamic_shared_bytes<multi_scores_row_kernel<T>>());
+  device.sliced_optin = static_cast<int64_t>(max_dynamic_shared_bytes<sliced_kernel>());
   device.fused_optin = static_cast<int64_t>(max_dynamic_shared_bytes<fused_kernel>());
   const MultiScoresPlan plan = plan_multi_scores(bs, p.vocab, p.max_model_len, device);
+  if (plan.blocks > INT32_MAX) return cudaErrorInvalidValue;
+  const auto blocks = static_cast<unsigned>(plan.blocks);
+  const auto shared_bytes = static_cast<size_t>(plan.shared_bytes);
+  if (!plan.fused) {
+    p.slice = plan.slice;
+    p.slices = static_cast<int>(plan.slices);
+    return launch_kernel(sliced_kernel, blocks, kSlicedThreads, shared_bytes, stream, p);
+  }
   p.table_slots = plan.table_slots;
   WorkspaceAllocation workspace;
-  const int64_t elements = bs * (plan.counts_per_row + plan.bitmap_words_per_row);
-  if (elements > 0) {
-    const cudaError_t err =
-        workspace.allocate(static_cast<size_t>(elements) * sizeof(int32_t), stream);
+  if (plan.counts_per_row > 0) {
+    const cudaError_t err = workspace.allocate(
+        static_cast<size_t>(bs * plan.counts_per_row) * sizeof(int32_t), stream);
     if (err != cudaSuccess) return err;
     p.counts = static_cast<int32_t*>(workspace.data());
-    p.bitmap = reinterpret_cast<uint32_t*>(p.counts + bs * plan.counts_per_row);
   }
   const cudaError_t err =
-      plan.fused ? launch_kernel(fused_kernel, static_cast<unsigned>(bs), kFusedThreads,
-                                 static_cast<size_t>(plan.shared_bytes), stream, p)
-                 : launch_split<T, N>(p, plan.shared_bytes, bs, device.sms, stream);
+      launch_kernel(fused_kernel, blocks, kFusedThreads, shared_bytes, stream, p);
   const cudaError_t freed = workspace.release(stream);
   return err != cudaSuccess ? err : freed;
 }

@@ -1,9 +1,10 @@
 // get_token_penalty_multi_scores' launch plan (ops/penalty/multi_scores_plan.h), enumerated over
 // batch sizes 1..1024, vocabularies, row lengths and the shared memory of real devices: the
-// launched kernel never asks for more shared memory than it may have, two fused blocks fit on an
-// SM, the bitmap covers the vocabulary, tables are as large as the rows need or as memory
-// allows, the form follows the batch size, and the global scratch memory is what the launched
-// kernel may touch.
+// launched kernel never asks for more shared memory than it may have and its blocks fit on an SM
+// together, the slices cover the vocabulary exactly in whole granules, the fused bitmap covers
+// it, tables are as large as the rows need or as memory allows, the form follows the batch size,
+// small batches are spread over the GPU, and the global scratch memory is what the fused kernel
+// may touch.
 #include <cstdint>
 #include <cstdio>
 
@@ -54,33 +55,33 @@ void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
   const MultiScoresPlan p = plan::plan_multi_scores(bs, vocab, len, lim);
   const int64_t words = plan::bitmap_words(vocab);
   const int64_t bitmap_bytes = 4 * words;
-  const int64_t max_slots = p.fused ? plan::kMaxFusedTableSlots : plan::kMaxTableSlots;
   const char* n = d.name;
 
   check(words * 32 >= vocab && (words - 1) * 32 < vocab, "bitmap covers V exactly", n, bs,
         vocab, len);
-  check(p.table_slots == 0 ||
-            (power_of_two(p.table_slots) && p.table_slots >= plan::kMinTableSlots &&
-             p.table_slots <= max_slots),
-        "table slots are 0 or a power of two within the form's bounds", n, bs, vocab, len);
-  // The table holds every row, or is at its cap, or the next size would not fit.
-  int64_t block_share = lim.shared_per_sm / plan::kFusedBlocksPerSm -
-                        plan::kSharedReservedPerBlock;
-  if (lim.fused_optin < block_share) block_share = lim.fused_optin;
-  const int64_t table_room = p.fused ? block_share - bitmap_bytes : lim.split_optin;
-  const int64_t ids = len < vocab ? len : vocab;
-  check(p.table_slots >= 2 * ids || p.table_slots == max_slots ||
-            2 * plan::kTableSlotBytes * (p.table_slots > 0 ? p.table_slots : 32) > table_room,
-        "table as large as the rows need or memory allows", n, bs, vocab, len);
-  // The workspace: counters exactly when a row of `len` ids can miss the table (the kernels
-  // count in the table when 2 * row length <= slots), a bitmap exactly in the split form.
-  check(p.counts_per_row == (2 * len > p.table_slots ? vocab : 0),
-        "counters in the workspace exactly when a row can be too long for the table", n, bs,
+  check(p.blocks == bs * p.slices && p.blocks <= INT32_MAX, "a grid of bs * slices blocks", n, bs,
         vocab, len);
-  check(p.bitmap_words_per_row == (p.fused ? 0 : words),
-        "a bitmap in the workspace exactly in the split form", n, bs, vocab, len);
+  int64_t fused_share = lim.shared_per_sm / plan::kFusedBlocksPerSm -
+                        plan::kSharedReservedPerBlock;
+  if (lim.fused_optin < fused_share) fused_share = lim.fused_optin;
   if (p.fused) {
     check(plan::prefers_fused(bs, lim.sms), "fused only for batches that prefer it", n, bs,
+          vocab, len);
+    check(p.slice == vocab && p.slices == 1, "fused: one block per row", n, bs, vocab, len);
+    check(p.table_slots == 0 ||
+              (power_of_two(p.table_slots) && p.table_slots >= plan::kMinTableSlots &&
+               p.table_slots <= plan::kMaxFusedTableSlots),
+          "table slots are 0 or a power of two within bounds", n, bs, vocab, len);
+    // The table holds every row, or is at its cap, or the next size would not fit.
+    const int64_t table_room = fused_share - bitmap_bytes;
+    const int64_t ids = len < vocab ? len : vocab;
+    check(p.table_slots >= 2 * ids || p.table_slots == plan::kMaxFusedTableSlots ||
+              2 * plan::kTableSlotBytes * (p.table_slots > 0 ? p.table_slots : 32) > table_room,
+          "table as large as the rows need or memory allows", n, bs, vocab, len);
+    // Counters in the workspace exactly when a row of `len` ids can miss the table (the kernel
+    // counts in the table when 2 * row length <= slots).
+    check(p.counts_per_row == (2 * len > p.table_slots ? vocab : 0),
+          "counters in the workspace exactly when a row can be too long for the table", n, bs,
           vocab, len);
     check(p.shared_bytes == bitmap_bytes + plan::kTableSlotBytes * p.table_slots,
           "fused shared memory is the bitmap and the table", n, bs, vocab, len);
@@ -89,35 +90,57 @@ void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
     check(plan::kFusedBlocksPerSm * (p.shared_bytes + plan::kSharedReservedPerBlock) <=
               lim.shared_per_sm,
           "the fused blocks fit on one SM together", n, bs, vocab, len);
-  } else {
-    check(p.shared_bytes == plan::kTableSlotBytes * p.table_slots,
-          "split shared memory is the table", n, bs, vocab, len);
-    check(p.shared_bytes <= lim.split_optin, "row kernel within its opt-in limit", n, bs, vocab,
-          len);
-    check(!plan::prefers_fused(bs, lim.sms) || bitmap_bytes > block_share,
-          "split for a batch that prefers fused only when the bitmap does not fit", n, bs, vocab,
-          len);
+    return;
   }
+  check(!plan::prefers_fused(bs, lim.sms) || bitmap_bytes > fused_share,
+        "sliced for a batch that prefers fused only when the bitmap does not fit", n, bs, vocab,
+        len);
+  check(p.table_slots == 0 && p.counts_per_row == 0, "sliced: no table, no workspace", n, bs,
+        vocab, len);
+  check(p.slice % plan::kSliceGranule == 0 && p.slice > 0, "slices are whole granules", n, bs,
+        vocab, len);
+  check(p.slices * p.slice >= vocab && (p.slices - 1) * p.slice < vocab,
+        "the slices cover V, none empty", n, bs, vocab, len);
+  check(p.shared_bytes == plan::kCounterBytes * p.slice, "sliced shared memory: a counter per entry",
+        n, bs, vocab, len);
+  const int64_t optin = lim.sliced_optin > 0 ? lim.sliced_optin : plan::kDefaultSharedBytes;
+  check(p.shared_bytes <= optin, "sliced block within its opt-in limit", n, bs, vocab, len);
+  check(plan::kSlicedBlocksPerSm * (p.shared_bytes + plan::kSharedReservedPerBlock) <=
+            lim.shared_per_sm,
+        "the sliced blocks fit on one SM together", n, bs, vocab, len);
+  // Spread: no wider than filling the planned blocks of every SM asks (up to the granule), or
+  // than kMinFillSlice; no narrower than that either, unless a wider slice would not fit.
+  const int64_t fill_slices = (int64_t{plan::kSlicedBlocksPerSm} * lim.sms + bs - 1) / bs;
+  const int64_t fill_width = ((vocab + fill_slices - 1) / fill_slices + plan::kSliceGranule - 1) /
+                             plan::kSliceGranule * plan::kSliceGranule;
+  const int64_t widest = fill_width > plan::kMinFillSlice ? fill_width : plan::kMinFillSlice;
+  check(p.slice <= widest, "a small batch is spread over every SM", n, bs, vocab, len);
+  int64_t share = lim.shared_per_sm / plan::kSlicedBlocksPerSm - plan::kSharedReservedPerBlock;
+  if (optin < share) share = optin;
+  check(p.slices <= (vocab + widest - 1) / widest || plan::kCounterBytes * widest > share,
+        "no more slices than spreading asks, unless the wider slices would not fit", n, bs, vocab,
+        len);
 }
 
-// The measured crossover on the H100 (V = 128256, L = 8192): bs 64 split, 66 fused.
+// The choices on the H100 (132 SMs, V = 128256, L = 8192).
 void check_h100_choices() {
   const DeviceLimits& h100 = kDevices[3].limits;
+  const MultiScoresPlan at1 = plan::plan_multi_scores(1, 128256, 8192, h100);
   const MultiScoresPlan at64 = plan::plan_multi_scores(64, 128256, 8192, h100);
   const MultiScoresPlan at66 = plan::plan_multi_scores(66, 128256, 8192, h100);
   const MultiScoresPlan at256 = plan::plan_multi_scores(256, 151936, 8192, h100);
-  check(!at64.fused && at64.table_slots == 16384, "H100 bs 64: split, 16384 slots", "H100", 64,
-        128256, 8192);
+  check(!at1.fused && at1.slice == 2048 && at1.slices == 63, "H100 bs 1: 63 slices of 2048",
+        "H100", 1, 128256, 8192);
+  check(!at64.fused && at64.slices == 5 && at64.slice == 25856, "H100 bs 64: 5 slices of 25856",
+        "H100", 64, 128256, 8192);
   check(at66.fused && at66.table_slots == 8192, "H100 bs 66: fused, 8192 slots", "H100", 66,
         128256, 8192);
   check(at256.fused && at256.shared_bytes == 4 * 4748 + 8 * 8192,
         "H100 bs 256, Qwen vocabulary: fused, bitmap + 64 KB", "H100", 256, 151936, 8192);
   // Rows of up to 4096 ids fit a fused table of 8192 slots: no scratch memory at all.
   const MultiScoresPlan short_rows = plan::plan_multi_scores(256, 151936, 4096, h100);
-  check(short_rows.fused && short_rows.counts_per_row == 0 && short_rows.bitmap_words_per_row == 0,
+  check(short_rows.fused && short_rows.counts_per_row == 0,
         "H100 bs 256, rows of 4096: no workspace", "H100", 256, 151936, 4096);
-  check(at64.counts_per_row == 0 && at64.bitmap_words_per_row == 4008,
-        "H100 bs 64, rows of 8192 in 16384 slots: the bitmap only", "H100", 64, 128256, 8192);
 }
 
 }  // namespace
