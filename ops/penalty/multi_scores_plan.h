@@ -83,7 +83,9 @@ inline constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b
 
 // The sliced form's plan: the widest slice whose counters fit a block's share of the SM bounds
 // the slice; the row is cut into more slices when the batch alone would leave SMs idle, but not
-// into slices narrower than kMinFillSlice.
+// into slices narrower than kMinFillSlice, nor into more blocks than one wave holds (a second
+// wave of a few blocks costs nearly a whole wave: 16 Llama-3 rows on an H100 took 19.2 µs in
+// 17 slices, 15.9 in 16).
 inline constexpr MultiScoresPlan plan_sliced(int64_t bs, int64_t vocab,
                                              const DeviceLimits& device) {
   int64_t block_bytes = device.shared_per_sm / kSlicedBlocksPerSm - kSharedReservedPerBlock;
@@ -92,7 +94,7 @@ inline constexpr MultiScoresPlan plan_sliced(int64_t bs, int64_t vocab,
   int64_t max_slice = block_bytes / kCounterBytes / kSliceGranule * kSliceGranule;
   if (max_slice < kSliceGranule) max_slice = kSliceGranule;
   const int64_t fewest = ceil_div(vocab, max_slice);
-  const int64_t to_fill = ceil_div(int64_t{kSlicedBlocksPerSm} * device.sms, bs);
+  const int64_t to_fill = int64_t{kSlicedBlocksPerSm} * device.sms / bs;
   const int64_t narrowest = ceil_div(vocab, kMinFillSlice);
   const int64_t wanted = to_fill < narrowest ? to_fill : narrowest;
   const int64_t slices = wanted > fewest ? wanted : fewest;

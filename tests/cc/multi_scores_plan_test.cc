@@ -108,9 +108,11 @@ void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
   check(plan::kSlicedBlocksPerSm * (p.shared_bytes + plan::kSharedReservedPerBlock) <=
             lim.shared_per_sm,
         "the sliced blocks fit on one SM together", n, bs, vocab, len);
-  // Spread: no wider than filling the planned blocks of every SM asks (up to the granule), or
-  // than kMinFillSlice; no narrower than that either, unless a wider slice would not fit.
-  const int64_t fill_slices = (int64_t{plan::kSlicedBlocksPerSm} * lim.sms + bs - 1) / bs;
+  // Spread: no wider than filling the planned blocks of every SM in one wave asks (up to the
+  // granule), or than kMinFillSlice; no narrower than that either, unless a wider slice would
+  // not fit.
+  const int64_t wave = int64_t{plan::kSlicedBlocksPerSm} * lim.sms;
+  const int64_t fill_slices = wave / bs > 1 ? wave / bs : 1;
   const int64_t fill_width = ((vocab + fill_slices - 1) / fill_slices + plan::kSliceGranule - 1) /
                              plan::kSliceGranule * plan::kSliceGranule;
   const int64_t widest = fill_width > plan::kMinFillSlice ? fill_width : plan::kMinFillSlice;
@@ -119,6 +121,12 @@ void check_plan(const NamedDevice& d, int64_t bs, int64_t vocab, int64_t len) {
   if (optin < share) share = optin;
   check(p.slices <= (vocab + widest - 1) / widest || plan::kCounterBytes * widest > share,
         "no more slices than spreading asks, unless the wider slices would not fit", n, bs, vocab,
+        len);
+  // Cutting rows finer than their counters need never adds a second wave of blocks.
+  int64_t widest_fitting = share / plan::kCounterBytes / plan::kSliceGranule * plan::kSliceGranule;
+  if (widest_fitting < plan::kSliceGranule) widest_fitting = plan::kSliceGranule;
+  const int64_t fewest = (vocab + widest_fitting - 1) / widest_fitting;
+  check(p.slices <= fewest || p.blocks <= wave, "spreading stays within one wave", n, bs, vocab,
         len);
 }
 
@@ -131,6 +139,9 @@ void check_h100_choices() {
   const MultiScoresPlan at256 = plan::plan_multi_scores(256, 151936, 8192, h100);
   check(!at1.fused && at1.slice == 2048 && at1.slices == 63, "H100 bs 1: 63 slices of 2048",
         "H100", 1, 128256, 8192);
+  const MultiScoresPlan at16 = plan::plan_multi_scores(16, 128256, 8192, h100);
+  check(!at16.fused && at16.slices == 16 && at16.slice == 8192 && at16.blocks == 256,
+        "H100 bs 16: 16 slices of 8192, one wave", "H100", 16, 128256, 8192);
   check(!at64.fused && at64.slices == 5 && at64.slice == 25856, "H100 bs 64: 5 slices of 25856",
         "H100", 64, 128256, 8192);
   check(at66.fused && at66.table_slots == 8192, "H100 bs 66: fused, 8192 slots", "H100", 66,
