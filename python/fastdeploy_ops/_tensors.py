@@ -34,6 +34,7 @@ __all__ = [
     "dtype_name",
     "float8_bytes",
     "framework_of",
+    "kernels_by_op",
     "launch",
     "run_kernel",
     "shape_of",
@@ -191,7 +192,10 @@ def _cupy_empty_group(like: Tensor, specs: tuple[OutputSpec, ...]) -> tuple[Tens
         with cupy.cuda.Device(device):
             block = cupy.cuda.alloc(total)
     new_array = _cupy_array_constructor(cupy)
-    return tuple([new_array(shape, dtype, block + offset) for shape, dtype, offset in layout])
+    # The first output starts the allocation: it takes `block` itself (`block + 0` would build
+    # another pointer object).
+    return tuple([new_array(shape, dtype, block + offset if offset else block)
+                  for shape, dtype, offset in layout])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -337,6 +341,12 @@ class Kernel(NamedTuple):
         if self.group is None:
             return self.op
         return f"{self.op}_{self.group.replace('=', '_')}"
+
+
+def kernels_by_op(schemas: dict[Kernel, str]) -> dict[str, Kernel]:
+    """A family's kernels (the keys of its ``TORCH_SCHEMAS``) by op name: built once, so that a
+    call finds its kernel with a dictionary lookup instead of constructing it."""
+    return {kernel.op: kernel for kernel in schemas}
 
 
 def unsigned64_bits(op: str, arg: str, value: int) -> int:

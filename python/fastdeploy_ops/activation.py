@@ -7,7 +7,7 @@ FastDeploy does); the SM70 module, which has no such instruction, uses the accur
 
 from __future__ import annotations
 
-from ._tensors import Kernel, Tensor, framework_of, launch
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch
 
 __all__ = ["gelu_tanh"]
 
@@ -18,6 +18,7 @@ FAMILY = "activation"
 TORCH_SCHEMAS = {
     Kernel(FAMILY, "gelu_tanh"): "(Tensor input, Tensor(a!) out) -> ()",
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
@@ -39,7 +40,7 @@ def gelu_tanh(input: Tensor, out: Tensor | None = None) -> Tensor:
     mainline builds SM70 without this op; its V100 port also falls back to ``tanhf``).
     """
     op = "gelu_tanh"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "input", input)
     if out is None:
         out = framework.empty_like(input)

@@ -25,7 +25,7 @@ import math
 import operator
 from collections.abc import Sequence
 
-from ._tensors import Kernel, Tensor, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch, shape_of
 
 __all__ = ["fused_cast_sigmoid_bias", "grouped_topk", "moe_topk_select", "noaux_tc"]
 
@@ -53,6 +53,7 @@ TORCH_SCHEMAS = {
         "bool apply_norm_weight, bool enable_softmax_top_k_fused) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def _topk(op: str, arg: str, value: int, num_experts: int) -> int:
@@ -117,7 +118,7 @@ def grouped_topk(
     Differences from FastDeploy: those listed in the module docstring, plus ``out=``.
     """
     op = "grouped_topk"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "gating_output", gating_output)
     rows, experts = shape_of(op, "gating_output", gating_output, (2,))
     k = _topk(op, "topk", topk, experts)
@@ -163,7 +164,7 @@ def noaux_tc(
     is never converted (a wrong dtype is an error, not a silent copy); ``out=``.
     """
     op = "noaux_tc"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "scores", scores)
     rows, experts = shape_of(op, "scores", scores, (2,))
     k = _topk(op, "topk", topk, experts)
@@ -200,7 +201,7 @@ def fused_cast_sigmoid_bias(
     Differences from FastDeploy: ``out=``; ``T == 0`` is allowed.
     """
     op = "fused_cast_sigmoid_bias"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "input", input)
     shape = shape_of(op, "input", input, (2,))
     if cast_type not in CAST_TYPES:
@@ -250,7 +251,7 @@ def moe_topk_select(
     Differences from FastDeploy: ``out=``; ``T == 0`` is allowed.
     """
     op = "moe_topk_select"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "gating_logits", gating_logits)
     *leading, experts = shape_of(op, "gating_logits", gating_logits, (2, 3))
     rows = math.prod(leading)

@@ -12,7 +12,7 @@ written), lengths are clamped to the tensor's extent. Results are bitwise determ
 
 from __future__ import annotations
 
-from ._tensors import Kernel, Tensor, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch, shape_of
 
 __all__ = ["get_token_penalty_multi_scores", "get_token_penalty_once"]
 
@@ -31,6 +31,7 @@ TORCH_SCHEMAS = {
         "(Tensor pre_ids, Tensor logits, Tensor penalty_scores, Tensor(a!) out) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def get_token_penalty_multi_scores(
@@ -110,7 +111,7 @@ def get_token_penalty_multi_scores(
       multiply-subtract: at most one float32 ulp of difference).
     """
     op = "get_token_penalty_multi_scores"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "logits", logits)
     launch(framework, kernel, token_ids_all, logits, penalty_scores, frequency_scores,
            presence_scores, temperatures, bad_tokens, bad_tokens_lens, prompt_lens, cur_dec_lens,
@@ -149,7 +150,7 @@ def get_token_penalty_once(
     also be float32; ``out=``; ``bs == 0`` is allowed.
     """
     op = "get_token_penalty_once"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "logits", logits)
     shape_of(op, "logits", logits, (2,))
     if out is None:

@@ -30,7 +30,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from ._tensors import Kernel, Tensor, dtype_name, framework_of, launch, shape_of
+from ._tensors import Kernel, Tensor, dtype_name, framework_of, kernels_by_op, launch, shape_of
 
 __all__ = [
     "get_padding_offset",
@@ -66,6 +66,7 @@ TORCH_SCHEMAS = {
         "Tensor min_tokens, Tensor max_tokens, bool beam_search, bool prefill_one_step_stop) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def _host_int(op: str, arg: str, value: Any) -> int:
@@ -141,7 +142,7 @@ def get_padding_offset(
     (``cu_seqlens = [0]``); ``out=``. This is the 3-input form (no ``cum_offsets``).
     """
     op = "get_padding_offset"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "input_ids", input_ids)
     rows, cols = shape_of(op, "input_ids", input_ids, (2,))
     tokens = _host_int(op, "token_num", token_num)
@@ -222,7 +223,7 @@ def rebuild_padding(
     - ``out=``; ``bs = 0`` / zero output rows are allowed.
     """
     op = "rebuild_padding"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "tmp_out", tmp_out)
     _, hidden = shape_of(op, "tmp_out", tmp_out, (2,))
     if output_padding_offset is None:
@@ -274,7 +275,7 @@ def set_value_by_flags_and_idx(
     uses one block, ``bs <= 1024``); every per-row tensor must have exactly ``bs`` rows.
     """
     op = "set_value_by_flags_and_idx"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "pre_ids_all", pre_ids_all)
     launch(framework, kernel, pre_ids_all, input_ids, seq_lens_this_time, seq_lens_encoder,
            seq_lens_decoder, step_idx, stop_flags)
@@ -350,7 +351,7 @@ def set_stop_value_multi_ends(
       sequence, at most 1024).
     """
     op = "set_stop_value_multi_ends"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "topk_ids", topk_ids)
     launch(framework, kernel, topk_ids, stop_flags, seq_lens, end_ids, next_tokens, pre_ids,
            step_idx, stop_seqs, stop_seqs_len, stop_token_ids, stop_token_ids_len, min_tokens,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 
-from ._tensors import Kernel, Tensor, framework_of, launch
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch
 
 __all__ = ["fused_rotary_position_encoding"]
 
@@ -23,6 +23,7 @@ TORCH_SCHEMAS = {
         "int head_size, bool is_neox) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def fused_rotary_position_encoding(
@@ -67,7 +68,7 @@ def fused_rotary_position_encoding(
     ``T == 0`` is allowed; the tensors are returned.
     """
     op = "fused_rotary_position_encoding"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "query", query)
     try:
         head_size = operator.index(head_size)

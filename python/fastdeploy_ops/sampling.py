@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numbers
 
-from ._tensors import Kernel, Tensor, framework_of, launch, shape_of, unsigned64_bits
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch, shape_of, unsigned64_bits
 
 __all__ = ["top_k_renorm_probs", "top_k_top_p_sampling_from_probs", "top_p_renorm_probs"]
 
@@ -45,6 +45,7 @@ TORCH_SCHEMAS = {
         "int seed, int offset, Tensor(a!) samples) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def _is_tensor(value: object) -> bool:
@@ -100,7 +101,7 @@ def top_k_renorm_probs(probs: Tensor, top_k: int | Tensor, *, out: Tensor | None
     ``B == 0`` is allowed.
     """
     op = "top_k_renorm_probs"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "probs", probs)
     rows, vocab = shape_of(op, "probs", probs, (2,))
     tensor, scalar = _top_k(op, top_k)
@@ -140,7 +141,7 @@ def top_p_renorm_probs(probs: Tensor, top_p: float | Tensor, *,
     module docstring.
     """
     op = "top_p_renorm_probs"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "probs", probs)
     rows, vocab = shape_of(op, "probs", probs, (2,))
     tensor, scalar = _top_p(op, top_p)
@@ -201,7 +202,7 @@ def top_k_top_p_sampling_from_probs(
     int32; ``out=``; ``B == 0`` is allowed.
     """
     op = "top_k_top_p_sampling_from_probs"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "probs", probs)
     rows, _ = shape_of(op, "probs", probs, (2,))
     k_tensor, k_scalar = _top_k(op, top_k)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 
-from ._tensors import Kernel, Tensor, framework_of, launch, unsigned64_bits
+from ._tensors import Kernel, Tensor, framework_of, kernels_by_op, launch, unsigned64_bits
 
 __all__ = ["MODES", "speculate_update", "speculate_verify"]
 
@@ -47,6 +47,7 @@ TORCH_SCHEMAS = {
         "Tensor stop_nums) -> ()"
     ),
 }
+_KERNELS = kernels_by_op(TORCH_SCHEMAS)
 
 
 def _mode(op: str, mode: str) -> int:
@@ -159,7 +160,7 @@ def speculate_verify(
     per-call device allocation.
     """
     op = "speculate_verify"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "sampled_token_ids", sampled_token_ids)
     launch(framework, kernel, sampled_token_ids, accept_tokens, accept_num, step_idx,
            stop_flags, seq_lens_encoder, seq_lens_decoder, draft_tokens, seq_lens_this_time,
@@ -217,7 +218,7 @@ def speculate_update(
     written (project convention for empty batches); the bounds rule above; ``max_bs <= 512``.
     """
     op = "speculate_update"
-    kernel = Kernel(FAMILY, op)
+    kernel = _KERNELS[op]
     framework = framework_of(op, "seq_lens_encoder", seq_lens_encoder)
     launch(framework, kernel, seq_lens_encoder, seq_lens_decoder, not_need_stop, draft_tokens,
            actual_draft_token_nums, accept_tokens, accept_num, stop_flags, seq_lens_this_time,
