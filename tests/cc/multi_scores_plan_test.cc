@@ -144,7 +144,12 @@ void check_h100_choices() {
         "H100 bs 16: 16 slices of 8192, one wave", "H100", 16, 128256, 8192);
   check(!at64.fused && at64.slices == 5 && at64.slice == 25856, "H100 bs 64: 5 slices of 25856",
         "H100", 64, 128256, 8192);
-  check(at66.fused && at66.table_slots == 8192, "H100 bs 66: fused, 8192 slots", "H100", 66,
+  check(!at66.fused && at66.slices == 5, "H100 bs 66: sliced, 5 slices", "H100", 66, 128256,
+        8192);
+  const MultiScoresPlan at197 = plan::plan_multi_scores(197, 128256, 8192, h100);
+  const MultiScoresPlan at198 = plan::plan_multi_scores(198, 128256, 8192, h100);
+  check(!at197.fused && at198.fused && at198.table_slots == 8192,
+        "H100: sliced up to 197 rows, fused from 198 (1.5 x 132 SMs), 8192 slots", "H100", 198,
         128256, 8192);
   check(at256.fused && at256.shared_bytes == 4 * 4748 + 8 * 8192,
         "H100 bs 256, Qwen vocabulary: fused, bitmap + 64 KB", "H100", 256, 151936, 8192);
