@@ -62,12 +62,14 @@ SHAPES = {
     "bs1-qwen2": Shape(1, 151936, 4096),
     "bs7-llama2": Shape(7, 32000, 513),
     "bs64-llama3": Shape(64, 128256, 1024),
+    # The largest sliced batches on an H100 (below 1.5 x 132 SMs), five slices per row.
+    "bs192-llama3": Shape(192, 128256, 2048),
     "bs256-qwen2": Shape(256, 152064, 256),
     # Rows of up to 8192 ids: in a batch this large (the kernel's fused form) rows of more than
     # 4096 ids count in the workspace, shorter ones in shared memory.
     "bs256-llama2-long": Shape(256, 32000, 8192),
 }
-LARGE_SHAPES = ("bs256-qwen2", "bs256-llama2-long")
+LARGE_SHAPES = ("bs192-llama3", "bs256-qwen2", "bs256-llama2-long")
 
 
 def multi_inputs(shape: Shape, seed: object) -> dict[str, np.ndarray]:
